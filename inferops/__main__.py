@@ -1,0 +1,5 @@
+"""`python -m inferops` runs the CLI (the demo starts its children this way)."""
+
+from inferops.cli import main
+
+main()

@@ -1,0 +1,217 @@
+"""The control plane: scrape -> store -> SLOs and alert rules -> notifications -> remediation.
+
+This module only composes the components from settings; each component owns its logic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Sequence
+from urllib.parse import urlsplit
+
+import sqlalchemy
+
+from alerting import AlertEngine, AlertStore, Notifier, WebhookNotifier
+from collectors import (
+    SampleStore,
+    ScrapedSample,
+    Scraper,
+    ScrapeTarget,
+    StoreSource,
+    open_database,
+)
+from remediation import (
+    DecisionLog,
+    ReferenceFleetDriver,
+    RemediationEngine,
+    load_remediation_policy,
+)
+from slo import (
+    AlertingRule,
+    BurnRateWindow,
+    SloEvaluator,
+    SloSpec,
+    SloStatus,
+    burn_rate_alert_rules,
+    format_duration,
+    load_alerting_rules,
+    load_burn_rate_windows,
+    load_slo_specs,
+)
+
+from ._exceptions import ConfigError
+from ._notify_dispatch import BackgroundNotifier, RemediationNotifier
+from ._settings import Settings
+
+logger = logging.getLogger("inferops.control_plane")
+
+
+def scrape_targets(settings: Settings) -> list[ScrapeTarget]:
+    """Prometheus `scrape_configs` -> one `ScrapeTarget` per static target."""
+    targets: list[ScrapeTarget] = []
+    for job in settings.scrape_configs:
+        interval = job.scrape_interval or settings.global_.scrape_interval
+        timeout = min(job.scrape_timeout or settings.global_.scrape_timeout, interval)
+        for static in job.static_configs:
+            for address in static.targets:
+                targets.append(
+                    ScrapeTarget(
+                        job=job.job_name,
+                        url=f"{job.scheme}://{address}{job.metrics_path}",
+                        labels=dict(static.labels),
+                        interval_s=interval,
+                        timeout_s=timeout,
+                    )
+                )
+    return targets
+
+
+def slo_status_samples(statuses: Sequence[SloStatus], at_s: float) -> list[ScrapedSample]:
+    """SLO status as recorded series, so dashboards and queries read it like any metric."""
+    samples: list[ScrapedSample] = []
+    for status in statuses:
+        labels = {"slo": status.name}
+        samples.append(ScrapedSample("slo:objective:ratio", labels, status.objective, at_s))
+        if status.sli_value is not None:
+            samples.append(ScrapedSample("slo:sli:ratio", labels, status.sli_value, at_s))
+        if status.error_budget_remaining is not None:
+            samples.append(
+                ScrapedSample(
+                    "slo:error_budget_remaining:ratio", labels, status.error_budget_remaining, at_s
+                )
+            )
+        for window_s, burn_rate in sorted(status.burn_rates.items()):
+            samples.append(
+                ScrapedSample(
+                    "slo:burn_rate:ratio",
+                    {**labels, "window": format_duration(window_s)},
+                    burn_rate,
+                    at_s,
+                )
+            )
+    return samples
+
+
+class ControlPlane:
+    """Everything `inferops run` runs, built from one `Settings`."""
+
+    def __init__(self, settings: Settings, *, admin_token: str | None = None) -> None:
+        self.settings = settings
+        self.database: sqlalchemy.Engine = open_database(settings.store.url)
+        self.store = SampleStore(self.database)
+        self.source = StoreSource(self.store)
+        self.scraper = Scraper(scrape_targets(settings), self.store)
+        self.slo_specs: list[SloSpec] = [
+            spec for file in settings.slo.files for spec in load_slo_specs(settings.resolve(file))
+        ]
+        self.windows: list[BurnRateWindow] = load_burn_rate_windows(
+            _resolve_windows(settings, settings.slo.windows)
+        )
+        self.slo_evaluator = SloEvaluator(self.source)
+        self.alert_store = AlertStore(self.database)
+        self.decisions = DecisionLog(self.database)
+        self._background: list[BackgroundNotifier] = []
+        notifiers: list[Notifier] = [
+            self._in_background(
+                WebhookNotifier(
+                    receiver.url,
+                    secret=os.environ.get(receiver.secret_env) if receiver.secret_env else None,
+                    timeout_s=receiver.timeout,
+                ),
+                receiver.name,
+            )
+            for receiver in settings.alerting.receivers
+        ]
+        self.remediation: RemediationEngine | None = None
+        if settings.remediation.enabled and settings.remediation.policy_file:
+            token = admin_token or settings.admin_token()
+            if not token:
+                raise ConfigError(
+                    f"remediation is enabled but the fleet admin token is not set: export "
+                    f"{settings.remediation.admin_token_env} (or set remediation.enabled: false)"
+                )
+            self.remediation = RemediationEngine(
+                ReferenceFleetDriver(settings.remediation.fleet_url, admin_token=token),
+                self.decisions,
+                load_remediation_policy(settings.resolve(settings.remediation.policy_file)),
+                dry_run=settings.remediation.dry_run,
+                cooldown_s=settings.remediation.cooldown,
+                min_healthy_nodes=settings.remediation.min_healthy_nodes,
+                verify_timeout_s=settings.remediation.verify_timeout,
+            )
+            notifiers.append(
+                self._in_background(RemediationNotifier(self.remediation), "remediation")
+            )
+        self.rules: list[AlertingRule] = [
+            rule for file in settings.alerting.rule_files
+            for rule in load_alerting_rules(settings.resolve(file))
+        ]
+        for spec in self.slo_specs:
+            self.rules.extend(burn_rate_alert_rules(spec, self.windows))
+        self.alert_engine = AlertEngine(
+            self.source,
+            self.alert_store,
+            self.rules,
+            notifiers,
+            external_url=settings.alerting.external_url,
+            group_by=tuple(settings.alerting.group_by),
+        )
+        self.last_slo_statuses: list[SloStatus] = []
+
+    def _in_background(self, notifier: Notifier, name: str) -> BackgroundNotifier:
+        background = BackgroundNotifier(notifier, name=name)
+        self._background.append(background)
+        return background
+
+    def evaluate_once(self, at_s: float) -> None:
+        """One evaluation round: alert rules (and their notifications), then SLO status."""
+        self.alert_engine.evaluate(at_s)
+        statuses = [
+            self.slo_evaluator.evaluate(spec, at_s, self.windows) for spec in self.slo_specs
+        ]
+        self.last_slo_statuses = statuses
+        if statuses:
+            self.store.append(slo_status_samples(statuses, at_s))
+
+    async def run(self) -> None:
+        """Scrape and evaluate until cancelled."""
+        scraping = asyncio.create_task(self.scraper.run(), name="scraper")
+        try:
+            await self._evaluate_forever()
+        finally:
+            scraping.cancel()
+            await asyncio.gather(scraping, return_exceptions=True)
+
+    async def _evaluate_forever(self) -> None:
+        interval = self.settings.global_.evaluation_interval
+        while True:
+            started = time.time()
+            try:
+                await asyncio.to_thread(self.evaluate_once, started)
+            except Exception:
+                logger.exception("evaluation round failed; trying again next interval")
+            await asyncio.sleep(max(0.0, interval - (time.time() - started)))
+
+    def wait_notifications(self) -> None:
+        for background in self._background:
+            background.wait_idle()
+
+    def close(self) -> None:
+        for background in self._background:
+            background.close()
+        self.database.dispose()
+
+
+def _resolve_windows(settings: Settings, windows: str) -> str:
+    """A windows name (`sre-workbook-v1`) stays a name; a relative path is read beside the file."""
+    if windows.endswith((".yaml", ".yml")):
+        return str(settings.resolve(windows))
+    return windows
+
+
+def router_address(url: str) -> str:
+    parts = urlsplit(url)
+    return parts.netloc

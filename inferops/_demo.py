@@ -1,0 +1,418 @@
+"""`inferops demo`: the whole loop on one machine — fault, alert, remediation, recovery.
+
+It starts the reference fleet and the dashboard as child processes, runs the control plane
+and a load generator here, injects one fault into one node after warm-up, prints the
+timeline as it happens and writes a JSON report. It exits 0 only when the loop closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from alerting import Alert, AlertState
+from remediation import Decision, Outcome
+
+from ._control_plane import ControlPlane
+from ._exceptions import DemoError
+from ._load import LoadGenerator, RequestRecord
+from ._processes import ChildProcess, free_port_block, inferops_argv, wait_http_ok
+from ._settings import ENV_ADMIN_TOKEN, Settings
+
+logger = logging.getLogger("inferops.demo")
+
+DEFAULTS_DIR = Path(__file__).parent / "defaults"
+
+FAULTS: dict[str, dict[str, Any]] = {
+    "error-burst": {"kind": "error-burst", "ratio": 1.0},
+    "latency": {"kind": "latency", "seconds": 3.0},
+    "crash": {"kind": "crash"},
+    "gpu-xid": {"kind": "gpu-xid", "code": 79},
+}
+
+POST_MITIGATION_GRACE_S = 1.0
+"""Requests started this long after the drain finished must all succeed."""
+
+
+@dataclass(frozen=True, slots=True)
+class DemoOptions:
+    nodes: int = 3
+    fault: str = "error-burst"
+    duration_s: float = 60.0
+    warmup_s: float = 12.0
+    report_path: Path | None = None
+    dashboard: bool = True
+    keep_running: bool = False
+    concurrency: int = 4
+    work_dir: Path = field(default_factory=lambda: Path(".inferops"))
+
+    def validate(self) -> None:
+        if self.fault not in FAULTS:
+            raise DemoError(f"--fault: unknown fault {self.fault!r}; choose one of {', '.join(FAULTS)}")
+        if self.nodes < 2:
+            raise DemoError(f"--nodes: the demo needs at least 2 nodes to drain one, got {self.nodes}")
+        if self.duration_s < self.warmup_s + 20:
+            raise DemoError(
+                f"--duration: needs at least {self.warmup_s + 20:.0f} s "
+                f"(warm-up {self.warmup_s:.0f} s + 20 s to detect and mitigate), got {self.duration_s:.0f}"
+            )
+
+
+def demo_settings(
+    *, store_url: str, router_port: int, nodes: int, dashboard_port: int
+) -> Settings:
+    """Settings of the demo's control plane: 1-second scrapes and the demo burn-rate windows."""
+    node_targets = [
+        {"targets": [f"127.0.0.1:{router_port + 1 + i}"], "labels": {"node": f"node-{i}"}}
+        for i in range(nodes)
+    ]
+    return Settings.model_validate(
+        {
+            "store": {"url": store_url},
+            "global": {"scrape_interval": 1.0, "scrape_timeout": 0.8, "evaluation_interval": 1.0},
+            "scrape_configs": [
+                {"job_name": "router", "static_configs": [{"targets": [f"127.0.0.1:{router_port}"]}]},
+                {"job_name": "nodes", "static_configs": node_targets},
+            ],
+            "slo": {"files": ["fleet-slos.yaml"], "windows": "demo-v1"},
+            "alerting": {
+                "rule_files": ["node-alerts.yaml"],
+                "external_url": f"http://127.0.0.1:{dashboard_port}",
+            },
+            "remediation": {
+                "fleet_url": f"http://127.0.0.1:{router_port}",
+                "policy_file": "remediation-policy.yaml",
+                "cooldown": 60.0,
+                "verify_timeout": 10.0,
+            },
+            "dashboard": {"port": dashboard_port},
+            "base_dir": DEFAULTS_DIR,
+        }
+    )
+
+
+class Timeline:
+    """Prints each event once, with seconds since the demo started."""
+
+    def __init__(self, out: Callable[[str], None], started_at_s: float) -> None:
+        self._out = out
+        self._started = started_at_s
+        self._seen: set[tuple[str, ...]] = set()
+
+    def say(self, text: str, at_s: float | None = None) -> None:
+        offset = (at_s if at_s is not None else time.time()) - self._started
+        self._out(f"  +{offset:6.1f}s  {text}")
+
+    def alert(self, alert: Alert) -> None:
+        labels = " ".join(
+            f"{k}={v}" for k, v in sorted(alert.labels.items()) if k in ("node", "slo", "severity")
+        )
+        name = alert.labels.get("alertname", "?")
+        if alert.fired_at_s is not None and self._once("firing", alert.fingerprint, str(alert.fired_at_s)):
+            self.say(f"ALERT firing    {name} {labels}", alert.fired_at_s)
+        if alert.state == AlertState.RESOLVED and alert.resolved_at_s is not None and self._once(
+            "resolved", alert.fingerprint, str(alert.resolved_at_s)
+        ):
+            self.say(f"ALERT resolved  {name} {labels}", alert.resolved_at_s)
+
+    def decision(self, decision: Decision) -> None:
+        if decision.finished_at_s is None and decision.outcome not in (
+            Outcome.REFUSED, Outcome.DRY_RUN, Outcome.SKIPPED
+        ):
+            return
+        if self._once("decision", str(decision.id)):
+            guard = f" [guard: {decision.guard}]" if decision.guard else ""
+            self.say(
+                f"REMEDIATION     {decision.action} {decision.node} -> {decision.outcome}{guard}: "
+                f"{decision.reason}",
+                decision.finished_at_s or decision.started_at_s,
+            )
+
+    def _once(self, *key: str) -> bool:
+        if key in self._seen:
+            return False
+        self._seen.add(key)
+        return True
+
+
+def build_report(
+    *,
+    fault: str,
+    node: str,
+    injected_at_s: float,
+    alerts: list[Alert],
+    decisions: list[Decision],
+    records: list[RequestRecord],
+    slo_statuses: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """The demo report (unix-second timestamps), as the README documents it."""
+    detections = sorted(
+        (a for a in alerts if a.labels.get("node") == node and a.fired_at_s is not None
+         and a.fired_at_s >= injected_at_s),
+        key=lambda a: a.fired_at_s or 0.0,
+    )
+    detection = detections[0] if detections else None
+    after = sorted((d for d in decisions if d.started_at_s >= injected_at_s), key=lambda d: d.id)
+    mitigation = next(
+        (d for d in after if d.node == node and d.action == "drain"
+         and d.outcome == Outcome.SUCCEEDED and d.finished_at_s is not None),
+        None,
+    )
+    return {
+        "fault": {"kind": fault, "node": node, "injected_at": injected_at_s},
+        "detection": None if detection is None else {
+            "alert": detection.labels.get("alertname"),
+            "node": node,
+            "fired_at": detection.fired_at_s,
+        },
+        "remediation": [
+            {
+                "action": d.action,
+                "node": d.node,
+                "started_at": d.started_at_s,
+                "finished_at": d.finished_at_s,
+                "outcome": str(d.outcome),
+            }
+            for d in after
+        ],
+        "requests": {
+            "total": len(records),
+            "succeeded": sum(r.ok for r in records),
+            "failed": sum(not r.ok for r in records),
+        },
+        "slos": slo_statuses,
+        "time_to_detect_s": None if detection is None or detection.fired_at_s is None
+        else round(detection.fired_at_s - injected_at_s, 3),
+        "time_to_mitigate_s": None if mitigation is None or mitigation.finished_at_s is None
+        else round(mitigation.finished_at_s - injected_at_s, 3),
+    }
+
+
+def loop_closed(report: dict[str, Any], records: list[RequestRecord]) -> tuple[bool, str]:
+    """The demo's verdict: detected, the faulted node drained, no healthy node drained, and
+    requests started after mitigation all succeeded."""
+    node = report["fault"]["node"]
+    if report["detection"] is None:
+        return False, f"no alert named {node} after the fault was injected"
+    if report["time_to_mitigate_s"] is None:
+        return False, f"{node} was not drained"
+    wrongly = sorted(
+        {r["node"] for r in report["remediation"]
+         if r["node"] != node and r["outcome"] == "succeeded" and r["action"] in ("drain", "cycle")}
+    )
+    if wrongly:
+        return False, f"healthy node(s) {', '.join(wrongly)} were drained"
+    mitigated_at = report["fault"]["injected_at"] + report["time_to_mitigate_s"]
+    later = [r for r in records if r.started_at_s >= mitigated_at + POST_MITIGATION_GRACE_S]
+    failed = [r for r in later if not r.ok]
+    if not later:
+        return False, "no requests were sent after mitigation"
+    if failed:
+        return False, f"{len(failed)} of {len(later)} requests after mitigation failed ({failed[0].error})"
+    return True, f"{len(later)} requests after mitigation, all succeeded"
+
+
+class Demo:
+    def __init__(self, options: DemoOptions, *, out: Callable[[str], None] = print) -> None:
+        options.validate()
+        self.options = options
+        self.out = out
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        self.run_dir = (options.work_dir / "demo" / stamp).resolve()
+        self.children: list[ChildProcess] = []
+
+    def admin_token(self) -> str:
+        token = os.environ.get(ENV_ADMIN_TOKEN)
+        if token:
+            self.out(f"Admin token: from ${ENV_ADMIN_TOKEN}")
+            return token
+        token = secrets.token_urlsafe(24)
+        path = self.options.work_dir.resolve() / "admin-token"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(token + "\n", encoding="utf-8")
+        self.out(f"Admin token: generated, saved in {path} (mode 600)")
+        return token
+
+    def run(self) -> int:
+        try:
+            return asyncio.run(self._run())
+        finally:
+            for child in reversed(self.children):
+                child.stop()
+
+    async def _run(self) -> int:
+        opts = self.options
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        token = self.admin_token()
+        env = {**os.environ, ENV_ADMIN_TOKEN: token, "PYTHONUNBUFFERED": "1"}
+        port = free_port_block(opts.nodes + 2)
+        dashboard_port = port + opts.nodes + 1
+        router_url = f"http://127.0.0.1:{port}"
+        self.out(f"Starting a {opts.nodes}-node reference fleet (logs: {self.run_dir}/fleet.log) ...")
+        fleet = ChildProcess(
+            "fleet", inferops_argv("fleet", "up", "--nodes", str(opts.nodes), "--port", str(port)),
+            log_path=self.run_dir / "fleet.log", env=env,
+        )
+        self.children.append(fleet)
+        await asyncio.to_thread(self._wait_fleet, fleet, router_url)
+        self.out(f"Fleet up: router {router_url}, nodes on ports {port + 1}-{port + opts.nodes}")
+
+        store_url = f"sqlite:///{self.run_dir / 'inferops.db'}"
+        settings = demo_settings(
+            store_url=store_url, router_port=port, nodes=opts.nodes, dashboard_port=dashboard_port
+        )
+        control_plane = ControlPlane(settings, admin_token=token)
+        if opts.dashboard:
+            dashboard = ChildProcess(
+                "dashboard",
+                inferops_argv("dashboard", "--store", store_url, "--port", str(dashboard_port),
+                              "--slo-file", str(DEFAULTS_DIR / "fleet-slos.yaml")),
+                log_path=self.run_dir / "dashboard.log", env=env,
+            )
+            self.children.append(dashboard)
+            self.out(f"Dashboard: http://127.0.0.1:{dashboard_port}/")
+        try:
+            return await self._loop(control_plane, router_url, token)
+        finally:
+            control_plane.close()
+
+    def _wait_fleet(self, fleet: ChildProcess, router_url: str) -> None:
+        deadline = time.monotonic() + 180
+        while True:
+            response = wait_http_ok(
+                f"{router_url}/health", timeout_s=max(1.0, deadline - time.monotonic()),
+                child=fleet, ready="serve",
+            )
+            if response.json().get("healthy_nodes") == self.options.nodes:
+                return
+            if time.monotonic() > deadline:
+                raise DemoError(f"only {response.json().get('healthy_nodes')} nodes became healthy")
+            time.sleep(0.5)
+
+    async def _loop(self, control_plane: ControlPlane, router_url: str, token: str) -> int:
+        opts = self.options
+        node = "node-1"
+        started = time.time()
+        timeline = Timeline(self.out, started)
+        load = LoadGenerator(router_url, concurrency=opts.concurrency)
+        tasks = [
+            asyncio.create_task(control_plane.run(), name="control-plane"),
+            asyncio.create_task(load.run(), name="load"),
+            asyncio.create_task(self._watch(control_plane, timeline), name="timeline"),
+        ]
+        timeline.say(f"control plane and load started ({opts.concurrency} concurrent clients)")
+        try:
+            await asyncio.sleep(opts.warmup_s)
+            injected_at = time.time()
+            await asyncio.to_thread(self._inject, router_url, token, node)
+            timeline.say(f"FAULT injected  {opts.fault} on {node}", injected_at)
+            await self._wait_until(started + opts.duration_s, control_plane, tasks)
+            if not opts.keep_running:
+                load.stop()
+                await asyncio.wait_for(tasks[1], timeout=35)
+            await asyncio.to_thread(control_plane.wait_notifications)
+            report = build_report(
+                fault=opts.fault, node=node, injected_at_s=injected_at,
+                alerts=control_plane.alert_store.recent(1000),
+                decisions=control_plane.decisions.recent(1000),
+                records=list(load.records),
+                slo_statuses=[
+                    {"name": s.name, "objective": s.objective, "sli": s.sli_value,
+                     "budget_remaining": s.error_budget_remaining}
+                    for s in control_plane.last_slo_statuses
+                ],
+            )
+            closed, why = loop_closed(report, load.records)
+            self._print_summary(report, closed, why)
+            self._write_report(report)
+            if opts.keep_running:
+                self.out(f"Still running for exploring (router {router_url}); press Ctrl-C to stop.")
+                await asyncio.Event().wait()
+            return 0 if closed else 1
+        finally:
+            load.stop()
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _wait_until(
+        self, deadline_s: float, control_plane: ControlPlane, tasks: list[asyncio.Task[Any]]
+    ) -> None:
+        while time.time() < deadline_s:
+            for task in tasks:
+                if task.done() and task.exception() is not None:
+                    raise DemoError(f"{task.get_name()} stopped: {task.exception()!r}")
+            if not self.children[0].running():
+                raise DemoError(f"the fleet exited; last lines:\n{self.children[0].tail()}")
+            await asyncio.sleep(0.5)
+
+    def _inject(self, router_url: str, token: str, node: str) -> None:
+        response = httpx.post(
+            f"{router_url}/admin/nodes/{node}/faults",
+            json=FAULTS[self.options.fault],
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=5.0,
+        )
+        if response.status_code != 200:
+            raise DemoError(f"injecting {self.options.fault} into {node} failed: {response.text}")
+
+    async def _watch(self, control_plane: ControlPlane, timeline: Timeline) -> None:
+        while True:
+            with contextlib.suppress(Exception):
+                alerts, decisions = await asyncio.to_thread(
+                    lambda: (control_plane.alert_store.recent(200), control_plane.decisions.recent(200))
+                )
+                events: list[tuple[float, Callable[[], None]]] = []
+                for alert in alerts:
+                    events.append((alert.fired_at_s or alert.active_at_s, lambda a=alert: timeline.alert(a)))
+                for decision in decisions:
+                    events.append((decision.started_at_s, lambda d=decision: timeline.decision(d)))
+                for _, show in sorted(events, key=lambda e: e[0]):
+                    show()
+            await asyncio.sleep(0.5)
+
+    def _print_summary(self, report: dict[str, Any], closed: bool, why: str) -> None:
+        self.out("")
+        self.out("Incident summary")
+        fault = report["fault"]
+        self.out(f"  fault:        {fault['kind']} on {fault['node']}")
+        detection = report["detection"]
+        self.out(
+            f"  detected by:  {detection['alert']} after {report['time_to_detect_s']:.1f} s"
+            if detection else "  detected by:  nothing"
+        )
+        self.out(
+            f"  mitigated:    drained {fault['node']} after {report['time_to_mitigate_s']:.1f} s"
+            if report["time_to_mitigate_s"] is not None else "  mitigated:    no"
+        )
+        req = report["requests"]
+        self.out(f"  requests:     {req['total']} sent, {req['succeeded']} succeeded, {req['failed']} failed")
+        for slo in report["slos"]:
+            budget = slo["budget_remaining"]
+            sli = slo["sli"]
+            self.out(
+                f"  SLO {slo['name']}: objective {slo['objective']:.2%}, SLI "
+                f"{'n/a' if sli is None else f'{sli:.3%}'}, error budget remaining "
+                f"{'n/a' if budget is None else f'{budget:.1%}'}"
+            )
+        self.out(f"  verdict:      {'loop closed' if closed else 'loop NOT closed'}: {why}")
+
+    def _write_report(self, report: dict[str, Any]) -> None:
+        text = json.dumps(report, indent=2) + "\n"
+        (self.run_dir / "report.json").write_text(text, encoding="utf-8")
+        if self.options.report_path is not None:
+            self.options.report_path.parent.mkdir(parents=True, exist_ok=True)
+            self.options.report_path.write_text(text, encoding="utf-8")
+            self.out(f"  report:       {self.options.report_path}")

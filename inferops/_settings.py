@@ -1,0 +1,234 @@
+"""One typed settings object for the control plane, from YAML with environment overrides.
+
+Precedence is argument > environment variable > file > default, as in the OpenTelemetry SDK.
+The scrape section mirrors Prometheus's `scrape_configs`, so a team can paste theirs.
+Secrets (the fleet admin token, webhook secrets) are read from environment variables named
+in the file, never written in it, and never logged.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
+
+from ._exceptions import ConfigError
+from ._yaml_locations import compose_document, format_path, line_of
+
+_DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m(?!s))?(?:(\d+)s)?(?:(\d+)ms)?$")
+
+ENV_STORE_URL = "INFEROPS_STORE_URL"
+ENV_ADMIN_TOKEN = "INFEROPS_ADMIN_TOKEN"
+
+
+def parse_duration(value: object) -> float:
+    """Prometheus durations (`1m30s`, `500ms`, `30d`) or plain seconds, to seconds."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a duration such as 15s, got {value!r}")
+    if isinstance(value, int | float):
+        if value < 0:
+            raise ValueError(f"a duration cannot be negative, got {value!r}")
+        return float(value)
+    if isinstance(value, str):
+        match = _DURATION.match(value.strip())
+        if match and any(match.groups()):
+            days, hours, minutes, seconds, millis = (int(g) if g else 0 for g in match.groups())
+            return days * 86400 + hours * 3600 + minutes * 60 + seconds + millis / 1000
+    raise ValueError(f"expected a duration such as 15s, 1m or 500ms, got {value!r}")
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StoreSettings(_Section):
+    url: str = "sqlite:///.inferops/inferops.db"
+
+    @field_validator("url")
+    @classmethod
+    def _known_scheme(cls, url: str) -> str:
+        if not url.startswith(("sqlite:", "postgresql")):
+            raise ValueError(
+                f"expected a SQLAlchemy URL starting sqlite:/// or postgresql+psycopg://, got {url!r}"
+            )
+        return url
+
+
+class GlobalSettings(_Section):
+    scrape_interval: Duration = 2.0
+    scrape_timeout: Duration = 1.0
+    evaluation_interval: Duration = 1.0
+
+
+class StaticConfig(_Section):
+    targets: list[str]
+    labels: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("targets")
+    @classmethod
+    def _host_port(cls, targets: list[str]) -> list[str]:
+        for target in targets:
+            host, _, port = target.rpartition(":")
+            if not host or not port.isdigit():
+                raise ValueError(f"expected host:port, got {target!r}")
+        return targets
+
+
+class ScrapeConfig(_Section):
+    job_name: str
+    scrape_interval: Duration | None = None
+    scrape_timeout: Duration | None = None
+    metrics_path: str = "/metrics"
+    scheme: Literal["http", "https"] = "http"
+    static_configs: list[StaticConfig] = Field(default_factory=list)
+
+
+class SloSettings(_Section):
+    files: list[str] = Field(default_factory=list)
+    windows: str = "sre-workbook-v1"
+
+
+class ReceiverSettings(_Section):
+    name: str
+    url: str
+    secret_env: str | None = None
+    timeout: Duration = 5.0
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, url: str) -> str:
+        if urlsplit(url).scheme not in ("http", "https"):
+            raise ValueError(f"expected an http(s) URL, got {url!r}")
+        return url
+
+
+class AlertingSettings(_Section):
+    rule_files: list[str] = Field(default_factory=list)
+    external_url: str = "http://127.0.0.1:8050"
+    group_by: list[str] = Field(default_factory=lambda: ["alertname"])
+    receivers: list[ReceiverSettings] = Field(default_factory=list)
+
+
+class RemediationSettings(_Section):
+    enabled: bool = True
+    fleet_url: str = "http://127.0.0.1:8000"
+    admin_token_env: str = ENV_ADMIN_TOKEN
+    policy_file: str | None = None
+    dry_run: bool = False
+    cooldown: Duration = 300.0
+    min_healthy_nodes: int = Field(default=1, ge=0)
+    verify_timeout: Duration = 15.0
+
+
+class DashboardSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8050, ge=1, le=65535)
+    refresh: Duration = 2.0
+
+
+class Settings(_Section):
+    """Everything `inferops run`, `query`, `remediate` and `dashboard` need."""
+
+    store: StoreSettings = Field(default_factory=StoreSettings)
+    global_: GlobalSettings = Field(default_factory=GlobalSettings, alias="global")
+    scrape_configs: list[ScrapeConfig] = Field(default_factory=list)
+    slo: SloSettings = Field(default_factory=SloSettings)
+    alerting: AlertingSettings = Field(default_factory=AlertingSettings)
+    remediation: RemediationSettings = Field(default_factory=RemediationSettings)
+    dashboard: DashboardSettings = Field(default_factory=DashboardSettings)
+    base_dir: Path = Field(default_factory=Path.cwd, exclude=True)
+    """Relative file paths in the settings are read relative to the settings file."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    def resolve(self, path: str) -> Path:
+        candidate = Path(path)
+        return candidate if candidate.is_absolute() else self.base_dir / candidate
+
+    def admin_token(self, environ: Mapping[str, str] | None = None) -> str | None:
+        env = os.environ if environ is None else environ
+        return env.get(self.remediation.admin_token_env) or None
+
+
+def _apply_environment(data: dict[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
+    url = environ.get(ENV_STORE_URL)
+    if url:
+        data = {**data, "store": {**data.get("store", {}), "url": url}}
+    return data
+
+
+def parse_settings(
+    text: str,
+    *,
+    filename: str = "<string>",
+    base_dir: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Validate a YAML document into `Settings`; errors name file, line and field."""
+    try:
+        raw = yaml.safe_load(text) if text.strip() else {}
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"{filename}:{mark.line + 1}" if mark is not None else filename
+        raise ConfigError(f"{where}: not valid YAML: {getattr(error, 'problem', error)}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{filename}:1: <document>: expected a mapping of settings sections")
+    data = _apply_environment(raw, os.environ if environ is None else environ)
+    for key, value in (overrides or {}).items():
+        section, _, field = key.partition(".")
+        data = {**data, section: {**data.get(section, {}), field: value}}
+    data["base_dir"] = base_dir or Path.cwd()
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as error:
+        root = compose_document(text) if text.strip() else None
+        first = error.errors()[0]
+        path = [p for p in first["loc"] if isinstance(p, str | int)]
+        if path and path[0] == "global_":
+            path[0] = "global"
+        line = line_of(root, path)
+        where = f"{filename}:{line}" if line is not None else filename
+        message = first["msg"].removeprefix("Value error, ")
+        if first["type"] == "extra_forbidden":
+            message = "unknown field"
+        raise ConfigError(f"{where}: {format_path(path)}: {message}") from None
+
+
+def load_settings(
+    path: str | Path | None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Read settings from `path`, or defaults (plus environment) when no file is given."""
+    if path is None:
+        return parse_settings("", environ=environ, overrides=overrides)
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as error:
+        raise ConfigError(f"{file}: cannot read settings: {error.strerror}") from None
+    return parse_settings(
+        text,
+        filename=str(file),
+        base_dir=file.resolve().parent,
+        environ=environ,
+        overrides=overrides,
+    )

@@ -1,0 +1,273 @@
+"""The `inferops` command: one entry point for the fleet, the control plane and the demo.
+
+Exit codes: 0 success, 1 a refused or failed action (or a demo whose loop did not close),
+2 bad usage or bad input (unknown node, invalid settings).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ._exceptions import InferOpsError
+from ._settings import ENV_ADMIN_TOKEN, load_settings
+
+app = typer.Typer(
+    name="inferops",
+    help="InferOps: an SRE control plane for GPU LLM-inference fleets.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+fleet_app = typer.Typer(help="Run the bundled reference inference fleet.", no_args_is_help=True)
+exporter_app = typer.Typer(help="Run a standalone exporter.", no_args_is_help=True)
+slo_app = typer.Typer(help="Validate SLO specs, show their status, generate Prometheus rules.",
+                      no_args_is_help=True)
+app.add_typer(fleet_app, name="fleet")
+app.add_typer(exporter_app, name="exporter")
+app.add_typer(slo_app, name="slo")
+
+from ._remediate_cli import remediate_app  # noqa: E402  (after the root app exists)
+
+app.add_typer(remediate_app, name="remediate")
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="Settings YAML (see README: Configuration).",
+                 envvar="INFEROPS_CONFIG"),
+]
+
+
+def _logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+@app.command()
+def demo(
+    nodes: Annotated[int, typer.Option(help="Nodes in the fleet.")] = 3,
+    fault: Annotated[str, typer.Option(help="error-burst | latency | crash | gpu-xid")] = "error-burst",
+    duration: Annotated[float, typer.Option(help="Seconds before the demo stops and reports.")] = 60.0,
+    report: Annotated[Path | None, typer.Option(help="Write the JSON report here too.")] = None,
+    no_dashboard: Annotated[bool, typer.Option("--no-dashboard", help="Do not start the dashboard.")] = False,
+    keep_running: Annotated[bool, typer.Option("--keep-running", help="Stay up after the report until Ctrl-C.")] = False,
+    warmup: Annotated[float, typer.Option(help="Seconds of load before the fault.")] = 12.0,
+) -> None:
+    """Fleet + load + control plane + dashboard; inject a fault; print the incident."""
+    from ._demo import Demo, DemoOptions
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    options = DemoOptions(
+        nodes=nodes, fault=fault, duration_s=duration, warmup_s=warmup, report_path=report,
+        dashboard=not no_dashboard, keep_running=keep_running,
+    )
+    try:
+        code = Demo(options, out=typer.echo).run()
+    except KeyboardInterrupt:
+        code = 130
+    raise typer.Exit(code)
+
+
+@fleet_app.command("up")
+def fleet_up(
+    nodes: Annotated[int, typer.Option(min=1, help="Number of node processes.")] = 3,
+    port: Annotated[int, typer.Option(min=1, max=65000, help="Router port; nodes take the next N ports.")] = 8000,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    gpu_backend: Annotated[str, typer.Option(help="nvml | sim | auto")] = "auto",
+    gpu_type: Annotated[str, typer.Option(help="Simulated GPU type.")] = "H100-SXM5-80GB",
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
+) -> None:
+    """Start the router on PORT and NODES node processes on the next ports."""
+    import os
+    import secrets
+
+    from reference_server import FleetConfig, run_fleet
+
+    _logging(False)
+    token = os.environ.get(ENV_ADMIN_TOKEN)
+    if not token:
+        token = secrets.token_urlsafe(24)
+        typer.echo(f"{ENV_ADMIN_TOKEN} is not set; generated an admin token for this run: {token}")
+    run_fleet(FleetConfig(nodes=nodes, host=host, port=port, admin_token=token,
+                          gpu_backend=gpu_backend, gpu_type=gpu_type, device=device))
+
+
+@exporter_app.command("gpu")
+def exporter_gpu(
+    backend: Annotated[str, typer.Option(help="nvml | sim | auto")] = "auto",
+    port: Annotated[int, typer.Option(help="Port for /metrics.")] = 9400,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    gpus: Annotated[int, typer.Option(min=1, help="Simulated GPUs (sim backend).")] = 1,
+    gpu_type: Annotated[str, typer.Option(help="Simulated GPU type.")] = "H100-SXM5-80GB",
+    poll_interval: Annotated[float, typer.Option(help="Seconds between NVML polls.")] = 1.0,
+) -> None:
+    """Serve dcgm-exporter-compatible GPU metrics, as dcgm-exporter runs on each GPU node."""
+    import socket
+
+    from exporters import select_gpu_backend, serve_gpu_exporter
+
+    _logging(False)
+    hostname = socket.gethostname()
+    gpu_backend = select_gpu_backend(backend, gpus=gpus, gpu_type=gpu_type, hostname=hostname)
+    handle = serve_gpu_exporter(gpu_backend, host=host, port=port, hostname=hostname,
+                                poll_interval_s=poll_interval)
+    typer.echo(f"GPU exporter ({gpu_backend.name} backend) on http://{host}:{port}/metrics")
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        handle.stop()
+
+
+@app.command()
+def run(config: ConfigOption = None, verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
+    """Run the control plane: scrape, store, evaluate SLOs and alerts, notify, remediate."""
+    from ._control_plane import ControlPlane, scrape_targets
+
+    _logging(verbose)
+    settings = load_settings(config)
+    plane = ControlPlane(settings)
+    typer.echo(
+        f"Control plane: {len(scrape_targets(settings))} targets, {len(plane.slo_specs)} SLOs, "
+        f"{len(plane.rules)} alert rules, store {settings.store.url.split('@')[-1]}"
+    )
+    try:
+        asyncio.run(plane.run())
+    except KeyboardInterrupt:
+        pass
+    finally:
+        plane.close()
+
+
+@app.command()
+def query(
+    expr: Annotated[str, typer.Argument(help="A PromQL expression.")],
+    config: ConfigOption = None,
+    at: Annotated[float | None, typer.Option(help="Unix seconds (default: now).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Evaluate PromQL against the store the settings name."""
+    from collectors import SampleStore, StoreSource, open_database
+
+    settings = load_settings(config)
+    source = StoreSource(SampleStore(open_database(settings.store.url)))
+    result = source.query(expr, at if at is not None else time.time())
+    if as_json:
+        typer.echo(json.dumps([{"labels": dict(s.labels), "value": s.value,
+                                "timestamp": s.timestamp_s} for s in result], indent=2))
+        return
+    if not result:
+        typer.echo("(empty result)")
+    for sample in result:
+        labels = ", ".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
+        typer.echo(f"{{{labels}}} {sample.value:g}")
+
+
+@app.command()
+def dashboard(
+    config: ConfigOption = None,
+    store: Annotated[str | None, typer.Option(help="Store URL (overrides the settings).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (overrides the settings).")] = None,
+    slo_file: Annotated[list[Path] | None, typer.Option(help="SLO spec files to show.")] = None,
+) -> None:
+    """Serve the Dash dashboard (read only) from the store."""
+    from alerting import AlertStore
+    from collectors import SampleStore, StoreSource, open_database
+    from dashboards import DashboardData, create_app, serve_dashboard
+    from remediation import DecisionLog
+
+    _logging(False)
+    overrides: dict[str, object] = {}
+    if store:
+        overrides["store.url"] = store
+    if port:
+        overrides["dashboard.port"] = port
+    settings = load_settings(config, overrides=overrides)
+    database = open_database(settings.store.url)
+    data = DashboardData(StoreSource(SampleStore(database)), AlertStore(database), DecisionLog(database))
+    application = create_app(data, refresh_s=settings.dashboard.refresh)
+    typer.echo(f"Dashboard on http://{settings.dashboard.host}:{settings.dashboard.port}/")
+    serve_dashboard(application, host=settings.dashboard.host, port=settings.dashboard.port)
+
+
+@slo_app.command("validate")
+def slo_validate(files: Annotated[list[Path], typer.Argument(help="SLO spec files.")]) -> None:
+    """Check SLO spec files; errors name file, line and field."""
+    from slo import load_slo_specs
+
+    for file in files:
+        specs = load_slo_specs(file)
+        typer.echo(f"{file}: {len(specs)} SLO(s) OK: {', '.join(s.name for s in specs)}")
+
+
+@slo_app.command("rules")
+def slo_rules(
+    files: Annotated[list[Path], typer.Argument(help="SLO spec files.")],
+    windows: Annotated[str, typer.Option(help="Burn-rate windows: a name or a YAML path.")] = "sre-workbook-v1",
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")] = None,
+) -> None:
+    """Generate Prometheus recording and alerting rules from SLO specs."""
+    from slo import generate_rules, load_burn_rate_windows, load_slo_specs, render_rules_yaml
+
+    specs = [spec for file in files for spec in load_slo_specs(file)]
+    text = render_rules_yaml(generate_rules(specs, load_burn_rate_windows(windows)))
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        output.write_text(text, encoding="utf-8")
+        typer.echo(f"wrote {output}", err=True)
+
+
+@slo_app.command("status")
+def slo_status(
+    config: ConfigOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Evaluate every configured SLO now: SLI, error budget remaining, burn rates."""
+    from collectors import SampleStore, StoreSource, open_database
+    from slo import SloEvaluator, format_duration, load_burn_rate_windows, load_slo_specs
+
+    settings = load_settings(config)
+    source = StoreSource(SampleStore(open_database(settings.store.url)))
+    windows = load_burn_rate_windows(settings.slo.windows)
+    evaluator = SloEvaluator(source)
+    now = time.time()
+    rows = [evaluator.evaluate(spec, now, windows)
+            for file in settings.slo.files for spec in load_slo_specs(settings.resolve(file))]
+    if as_json:
+        typer.echo(json.dumps([{"name": r.name, "objective": r.objective, "sli": r.sli_value,
+                                "budget_remaining": r.error_budget_remaining,
+                                "burn_rates": {format_duration(w): b for w, b in r.burn_rates.items()}}
+                               for r in rows], indent=2))
+        return
+    for r in rows:
+        burns = " ".join(f"{format_duration(w)}={b:.2f}x" for w, b in sorted(r.burn_rates.items()))
+        budget = "n/a" if r.error_budget_remaining is None else f"{r.error_budget_remaining:.1%}"
+        typer.echo(f"{r.name}: objective {r.objective:.3%} budget remaining {budget} {burns}")
+
+
+def main() -> None:
+    try:
+        app()
+    except InferOpsError as error:
+        typer.echo(f"error: {error}", err=True)
+        sys.exit(2)
+    except Exception as error:  # a component's own error type: still a clear message
+        if type(error).__module__.split(".")[0] in (
+            "slo", "alerting", "collectors", "remediation", "exporters", "reference_server", "dashboards"
+        ):
+            typer.echo(f"error: {error}", err=True)
+            sys.exit(2)
+        raise
+
