@@ -1,0 +1,44 @@
+"""The on-call dashboard: fleet, SLOs, alerts and remediations, read only.
+
+`DashboardData` reads a `collectors.MetricSource` (PromQL), the alert store and the
+remediation log and hands out frozen rows; `create_app` builds the Dash page over it, with
+stable element ids (`ElementId`) for scripts; `serve_dashboard` / `DashboardServer` serve it.
+"""
+
+from ._app import create_app
+from ._data import DashboardData
+from ._element_ids import ElementId
+from ._exceptions import DashboardArgumentError, DashboardError, TimeRangeError
+from ._records import AlertReader, AlertRecord, DecisionReader, DecisionRecord
+from ._rows import (
+    AlertRow,
+    BurnRate,
+    ChartKind,
+    ChartSeries,
+    FleetRow,
+    RemediationRow,
+    SloRow,
+)
+from ._server import DashboardServer, serve_dashboard
+
+__all__ = [
+    "AlertReader",
+    "AlertRecord",
+    "AlertRow",
+    "BurnRate",
+    "ChartKind",
+    "ChartSeries",
+    "DashboardArgumentError",
+    "DashboardData",
+    "DashboardError",
+    "DashboardServer",
+    "DecisionReader",
+    "DecisionRecord",
+    "ElementId",
+    "FleetRow",
+    "RemediationRow",
+    "SloRow",
+    "TimeRangeError",
+    "create_app",
+    "serve_dashboard",
+]

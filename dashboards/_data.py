@@ -1,0 +1,308 @@
+"""The dashboard's data-access layer: PromQL and the stores in, frozen rows out, no Dash.
+
+Kept apart from the page so every number the page shows can be checked without a browser,
+and so a query that fails raises here and the page decides how to show it.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+
+from collectors import InstantSample, MetricSource, RangeSeries
+from slo import parse_duration
+
+from . import _queries
+from ._exceptions import DashboardArgumentError, TimeRangeError
+from ._records import AlertReader, AlertRecord, DecisionReader
+from ._rows import (
+    AlertRow,
+    BurnRate,
+    ChartKind,
+    ChartSeries,
+    FleetRow,
+    RemediationRow,
+    SloRow,
+)
+
+MAX_POINTS_PER_SERIES = 11_000
+"""Prometheus refuses range queries with more points per series; so does the dashboard."""
+
+_ERROR_STATUS = "5xx"
+_ALERT_STATE_ORDER = {"firing": 0, "pending": 1, "resolved": 2}
+
+
+class DashboardData:
+    """Everything the dashboard shows, read from a `MetricSource` and the two stores.
+
+    `rate_window_s` is the `rate()` window of the fleet table (and the shortest one the
+    charts use); it should span a few scrape intervals. `clock` gives "now" in unix seconds.
+    """
+
+    def __init__(
+        self,
+        source: MetricSource,
+        alerts: AlertReader,
+        decisions: DecisionReader,
+        *,
+        rate_window_s: float = 30.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if not (math.isfinite(rate_window_s) and rate_window_s > 0):
+            raise DashboardArgumentError(
+                f"rate_window_s must be a positive number of seconds, got {rate_window_s!r}"
+            )
+        self._source = source
+        self._alerts = alerts
+        self._decisions = decisions
+        self._rate_window_s = rate_window_s
+        self._clock = clock
+
+    @property
+    def rate_window_s(self) -> float:
+        return self._rate_window_s
+
+    def now(self) -> float:
+        """The current time by the injected clock (unix seconds)."""
+        return self._clock()
+
+    def fleet(self, at_s: float) -> list[FleetRow]:
+        """One row per node seen in any node series at `at_s`, in natural node order."""
+        window_s = self._rate_window_s
+        up = self._by_node(_queries.NODE_UP, at_s)
+        requests: dict[str, float] = defaultdict(float)
+        errors: dict[str, float] = defaultdict(float)
+        for sample in self._source.query(_queries.request_rate_by_status(window_s), at_s):
+            node = sample.labels.get("node")
+            if node is None or math.isnan(sample.value):
+                continue
+            requests[node] += sample.value
+            if sample.labels.get("status") == _ERROR_STATUS:
+                errors[node] += sample.value
+        p50 = self._by_node(_queries.latency_quantile(0.5, window_s), at_s)
+        p99 = self._by_node(_queries.latency_quantile(0.99, window_s), at_s)
+        gpu = self._by_node(_queries.GPU_UTIL_PERCENT, at_s)
+        queue = self._by_node(_queries.QUEUED_REQUESTS, at_s)
+        kv_usage = self._by_node(_queries.KV_CACHE_USAGE, at_s)
+        nodes = set(up) | set(requests) | set(p50) | set(p99) | set(gpu) | set(queue)
+        nodes |= set(kv_usage)
+        return [
+            FleetRow(
+                node=node,
+                up=None if node not in up else up[node] > 0,
+                requests_per_s=requests.get(node),
+                p50_s=p50.get(node),
+                p99_s=p99.get(node),
+                error_ratio=_ratio(errors.get(node, 0.0), requests.get(node)),
+                gpu_util_percent=gpu.get(node),
+                queue=queue.get(node),
+                kv_usage=kv_usage.get(node),
+            )
+            for node in sorted(nodes, key=natural_sort_key)
+        ]
+
+    def slos(self, at_s: float) -> list[SloRow]:
+        """One row per SLO the control plane has recorded, by name."""
+        sli = self._by_label(_queries.SLO_SLI, "slo", at_s)
+        objective = self._by_label(_queries.SLO_OBJECTIVE, "slo", at_s)
+        budget = self._by_label(_queries.SLO_BUDGET_REMAINING, "slo", at_s)
+        burn_rates: dict[str, list[BurnRate]] = defaultdict(list)
+        for sample in self._source.query(_queries.SLO_BURN_RATE, at_s):
+            name, window = sample.labels.get("slo"), sample.labels.get("window")
+            if name is not None and window is not None and not math.isnan(sample.value):
+                burn_rates[name].append(BurnRate(window=window, ratio=sample.value))
+        names = set(sli) | set(objective) | set(budget) | set(burn_rates)
+        return [
+            SloRow(
+                slo=name,
+                sli_ratio=sli.get(name),
+                objective_ratio=objective.get(name),
+                error_budget_remaining_ratio=budget.get(name),
+                burn_rates=tuple(sorted(burn_rates[name], key=_window_sort_key)),
+            )
+            for name in sorted(names)
+        ]
+
+    def timeseries(
+        self, expr: str, start_s: float, end_s: float, step_s: float
+    ) -> list[ChartSeries]:
+        """`expr` as a range query, one `ChartSeries` per result series, named by its labels."""
+        _check_range(start_s, end_s, step_s)
+        return [
+            ChartSeries(series_name(series.labels, expr), series.timestamps_s, series.values)
+            for series in self._source.query_range(expr, start_s, end_s, step_s)
+        ]
+
+    def chart(
+        self, kind: ChartKind, start_s: float, end_s: float, step_s: float
+    ) -> list[ChartSeries]:
+        """The series of one fleet chart, per node.
+
+        The `rate()` window is at least one step, so that no request between two points
+        goes uncounted on a wide time range.
+        """
+        _check_range(start_s, end_s, step_s)
+        window_s = max(self._rate_window_s, step_s)
+        if kind is ChartKind.REQUEST_RATE:
+            return self.timeseries(_queries.request_rate(window_s), start_s, end_s, step_s)
+        if kind is ChartKind.GPU_UTILIZATION:
+            return self.timeseries(_queries.GPU_UTIL_PERCENT, start_s, end_s, step_s)
+        if kind is ChartKind.LATENCY:
+            lines: list[ChartSeries] = []
+            for quantile, suffix in ((0.5, "p50"), (0.99, "p99")):
+                expr = _queries.latency_quantile(quantile, window_s)
+                lines += [
+                    ChartSeries(f"{line.name} {suffix}", line.timestamps_s, line.values)
+                    for line in self.timeseries(expr, start_s, end_s, step_s)
+                ]
+            return sorted(lines, key=lambda line: natural_sort_key(line.name))
+        expr = _queries.request_rate_by_status(window_s)
+        return _error_ratio_lines(self._source.query_range(expr, start_s, end_s, step_s))
+
+    def alerts(self, limit: int = 50) -> list[AlertRow]:
+        """Every active alert, then the most recent others: firing, pending, resolved."""
+        _check_limit(limit)
+        active = list(self._alerts.active())
+        seen: set[tuple[str, float]] = set()
+        rows: list[AlertRow] = []
+        for alert in [*active, *self._alerts.recent(limit)]:
+            key = (alert.fingerprint, alert.active_at_s)
+            if key not in seen:
+                seen.add(key)
+                rows.append(_alert_row(alert))
+        rows.sort(key=lambda row: (_ALERT_STATE_ORDER.get(row.state, 3), -row.active_at_s))
+        return rows[: max(limit, len(active))]
+
+    def remediations(self, limit: int = 50) -> list[RemediationRow]:
+        """The most recent remediation decisions, newest first."""
+        _check_limit(limit)
+        rows = [
+            RemediationRow(
+                id=str(decision.id),
+                action=str(decision.action),
+                node=decision.node,
+                outcome=str(decision.outcome),
+                reason=decision.reason,
+                guard=decision.guard,
+                actor=decision.actor,
+                alertname=decision.alertname,
+                alert_fingerprint=decision.alert_fingerprint,
+                started_at_s=decision.started_at_s,
+                finished_at_s=decision.finished_at_s,
+            )
+            for decision in self._decisions.recent(limit)
+        ]
+        rows.sort(key=lambda row: -row.started_at_s)
+        return rows[:limit]
+
+    def _by_node(self, expr: str, at_s: float) -> dict[str, float]:
+        return self._by_label(expr, "node", at_s)
+
+    def _by_label(self, expr: str, label: str, at_s: float) -> dict[str, float]:
+        return _values_by_label(self._source.query(expr, at_s), label)
+
+
+def natural_sort_key(text: str) -> tuple[tuple[int, int | str], ...]:
+    """`node-2` before `node-10`."""
+    return tuple(
+        (0, int(part)) if part.isdigit() else (1, part) for part in re.split(r"(\d+)", text)
+    )
+
+
+def series_name(labels: Mapping[str, str], expr: str) -> str:
+    """A legend name: the node when there is one, else the labels, else the expression."""
+    if "node" in labels:
+        return labels["node"]
+    shown = {key: value for key, value in labels.items() if key != "__name__"}
+    if not shown:
+        return expr
+    return "{" + ", ".join(f'{key}="{value}"' for key, value in sorted(shown.items())) + "}"
+
+
+def _values_by_label(samples: Iterable[InstantSample], label: str) -> dict[str, float]:
+    values: dict[str, float] = {}
+    for sample in samples:
+        key = sample.labels.get(label)
+        if key is not None and not math.isnan(sample.value):
+            values[key] = sample.value
+    return values
+
+
+def _ratio(part: float, whole: float | None) -> float | None:
+    """None over no requests: an idle node has no error ratio, not a perfect one."""
+    if whole is None or whole <= 0:
+        return None
+    return part / whole
+
+
+def _window_sort_key(rate: BurnRate) -> tuple[float, str]:
+    try:
+        return (parse_duration(rate.window), rate.window)
+    except ValueError:
+        return (math.inf, rate.window)
+
+
+def _error_ratio_lines(series: Sequence[RangeSeries]) -> list[ChartSeries]:
+    requests: dict[str, dict[float, float]] = defaultdict(lambda: defaultdict(float))
+    errors: dict[str, dict[float, float]] = defaultdict(lambda: defaultdict(float))
+    for one in series:
+        node = one.labels.get("node")
+        if node is None:
+            continue
+        for timestamp_s, value in zip(one.timestamps_s, one.values, strict=True):
+            if math.isnan(value):
+                continue
+            requests[node][timestamp_s] += value
+            if one.labels.get("status") == _ERROR_STATUS:
+                errors[node][timestamp_s] += value
+    lines: list[ChartSeries] = []
+    for node in sorted(requests, key=natural_sort_key):
+        points = [
+            (timestamp_s, errors[node].get(timestamp_s, 0.0) / total)
+            for timestamp_s, total in sorted(requests[node].items())
+            if total > 0
+        ]
+        if points:
+            timestamps, values = zip(*points, strict=True)
+            lines.append(ChartSeries(node, tuple(timestamps), tuple(values)))
+    return lines
+
+
+def _alert_row(alert: AlertRecord) -> AlertRow:
+    annotations = alert.annotations
+    return AlertRow(
+        alertname=alert.labels.get("alertname", ""),
+        node=alert.labels.get("node"),
+        severity=alert.labels.get("severity"),
+        state=str(alert.state),
+        summary=annotations.get("summary") or annotations.get("description") or "",
+        active_at_s=alert.active_at_s,
+        fired_at_s=alert.fired_at_s,
+        resolved_at_s=alert.resolved_at_s,
+        fingerprint=alert.fingerprint,
+        labels=dict(alert.labels),
+    )
+
+
+def _check_range(start_s: float, end_s: float, step_s: float) -> None:
+    if not all(math.isfinite(value) for value in (start_s, end_s, step_s)):
+        raise TimeRangeError(
+            f"start_s, end_s and step_s must be finite, got {start_s!r}, {end_s!r}, {step_s!r}"
+        )
+    if step_s <= 0:
+        raise TimeRangeError(f"step_s must be positive, got {step_s!r}")
+    if end_s < start_s:
+        raise TimeRangeError(f"end_s ({end_s!r}) is before start_s ({start_s!r})")
+    if (end_s - start_s) / step_s + 1 > MAX_POINTS_PER_SERIES:
+        raise TimeRangeError(
+            f"{end_s - start_s:g} s at step_s={step_s:g} is more than "
+            f"{MAX_POINTS_PER_SERIES} points; use a larger step"
+        )
+
+
+def _check_limit(limit: int) -> None:
+    if limit < 1:
+        raise DashboardArgumentError(f"limit must be at least 1, got {limit!r}")

@@ -1,0 +1,15 @@
+"""The dashboards package's errors, written once."""
+
+from __future__ import annotations
+
+
+class DashboardError(Exception):
+    """Base of every error the dashboards package raises."""
+
+
+class DashboardArgumentError(DashboardError, ValueError):
+    """An argument that cannot work; the message names it and the value given."""
+
+
+class TimeRangeError(DashboardArgumentError):
+    """A chart time range that cannot be queried: end before start, a step of zero, ..."""

@@ -1,0 +1,209 @@
+"""The page's tables as Dash HTML: rows in, `<thead>` and `<tbody>` out.
+
+Plain HTML tables rather than a grid widget: the page is read, not edited, and every cell
+carries `data-column` (and every row `data-key`) so scripts find values without counting
+columns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from dash import html
+
+from ._display import (
+    NO_VALUE,
+    format_age,
+    format_count,
+    format_instant,
+    format_number,
+    format_percent,
+    format_ratio_percent,
+    format_seconds,
+    format_up,
+)
+from ._rows import AlertRow, FleetRow, RemediationRow, SloRow
+
+Row = TypeVar("Row")
+
+NO_DATA_YET = "no data yet"
+HIGH_ERROR_RATIO = 0.05
+"""Above this a node's error ratio is shown as bad; the page's only opinion on thresholds."""
+
+
+@dataclass(frozen=True, slots=True)
+class Column(Generic[Row]):
+    """One column: its `data-column` key, header, cell text and (optional) cell class."""
+
+    key: str
+    header: str
+    text: Callable[[Row], str]
+    css_class: Callable[[Row], str] = lambda _row: ""
+
+
+def render_table(
+    columns: Sequence[Column[Row]],
+    rows: Sequence[Row],
+    *,
+    row_key: Callable[[Row], str],
+    row_class: Callable[[Row], str] = lambda _row: "",
+    empty_message: str = NO_DATA_YET,
+) -> list[html.Thead | html.Tbody]:
+    """The children of an `html.Table`; one full-width message row when there are no rows."""
+    head = html.Thead(html.Tr([html.Th(column.header) for column in columns]))
+    if not rows:
+        return [head, message_body(len(columns), empty_message)]
+    body = html.Tbody(
+        [
+            html.Tr(
+                [
+                    html.Td(
+                        column.text(row),
+                        className=column.css_class(row),
+                        **data_attribute("column", column.key),
+                    )
+                    for column in columns
+                ],
+                className=row_class(row),
+                **data_attribute("key", row_key(row)),
+            )
+            for row in rows
+        ]
+    )
+    return [head, body]
+
+
+def data_attribute(name: str, value: str) -> dict[str, Any]:
+    """A `data-*` attribute, which Dash's HTML components take as keyword arguments."""
+    return {f"data-{name}": value}
+
+
+def message_body(width: int, message: str) -> html.Tbody:
+    return html.Tbody(
+        html.Tr(
+            html.Td(
+                message, colSpan=width, className="message", **data_attribute("column", "message")
+            )
+        )
+    )
+
+
+def message_table(columns: Sequence[Column[Row]], message: str) -> list[html.Thead | html.Tbody]:
+    """The table's header with `message` in place of rows (an error, say)."""
+    return render_table(columns, [], row_key=str, empty_message=message)
+
+
+def _error_class(row: FleetRow) -> str:
+    return "bad" if row.error_ratio is not None and row.error_ratio > HIGH_ERROR_RATIO else ""
+
+
+FLEET_COLUMNS: tuple[Column[FleetRow], ...] = (
+    Column("node", "Node", lambda row: row.node),
+    Column("up", "State", lambda row: format_up(row.up), lambda row: f"up-{format_up(row.up)}"),
+    Column("requests_per_s", "Requests/s", lambda row: format_number(row.requests_per_s)),
+    Column("p50_s", "p50 latency", lambda row: format_seconds(row.p50_s)),
+    Column("p99_s", "p99 latency", lambda row: format_seconds(row.p99_s)),
+    Column(
+        "error_ratio", "Errors", lambda row: format_ratio_percent(row.error_ratio), _error_class
+    ),
+    Column("gpu_util_percent", "GPU util", lambda row: format_percent(row.gpu_util_percent)),
+    Column("queue", "Queued", lambda row: format_count(row.queue)),
+    Column("kv_usage", "KV cache", lambda row: format_ratio_percent(row.kv_usage, decimals=0)),
+)
+
+
+def fleet_table(rows: Sequence[FleetRow]) -> list[html.Thead | html.Tbody]:
+    return render_table(
+        FLEET_COLUMNS,
+        rows,
+        row_key=lambda row: row.node,
+        row_class=lambda row: "row-down" if row.up is False else "",
+    )
+
+
+def _burn_rates_text(row: SloRow) -> str:
+    if not row.burn_rates:
+        return NO_VALUE
+    return "  ".join(
+        f"{rate.window}: {rate.ratio:.2f}\N{MULTIPLICATION SIGN}" for rate in row.burn_rates
+    )
+
+
+def _budget_class(row: SloRow) -> str:
+    budget = row.error_budget_remaining_ratio
+    if budget is None:
+        return ""
+    return "bad" if budget <= 0 else "warn" if budget < 0.25 else "good"
+
+
+def _burn_class(row: SloRow) -> str:
+    return "warn" if any(rate.ratio > 1 for rate in row.burn_rates) else ""
+
+
+SLO_COLUMNS: tuple[Column[SloRow], ...] = (
+    Column("slo", "SLO", lambda row: row.slo),
+    Column("sli_ratio", "SLI", lambda row: format_ratio_percent(row.sli_ratio, decimals=3)),
+    Column("objective_ratio", "Objective", lambda row: format_ratio_percent(row.objective_ratio)),
+    Column(
+        "error_budget_remaining_ratio",
+        "Budget left",
+        lambda row: format_ratio_percent(row.error_budget_remaining_ratio),
+        _budget_class,
+    ),
+    Column("burn_rates", "Burn rates", _burn_rates_text, _burn_class),
+)
+
+
+def slo_table(rows: Sequence[SloRow]) -> list[html.Thead | html.Tbody]:
+    return render_table(SLO_COLUMNS, rows, row_key=lambda row: row.slo)
+
+
+def alert_columns(now_s: float) -> tuple[Column[AlertRow], ...]:
+    """The alert columns; "for" counts from `now_s` until the alert resolved."""
+
+    def age(row: AlertRow) -> str:
+        until_s = row.resolved_at_s if row.resolved_at_s is not None else now_s
+        return format_age(until_s - row.active_at_s)
+
+    return (
+        Column("state", "State", lambda row: row.state, lambda row: f"state-{row.state}"),
+        Column("alertname", "Alert", lambda row: row.alertname),
+        Column("node", "Node", lambda row: row.node or NO_VALUE),
+        Column("severity", "Severity", lambda row: row.severity or NO_VALUE),
+        Column("summary", "Summary", lambda row: row.summary or NO_VALUE),
+        Column("active_at_s", "Active since (UTC)", lambda row: format_instant(row.active_at_s)),
+        Column("duration", "For", age),
+        Column("resolved_at_s", "Resolved (UTC)", lambda row: format_instant(row.resolved_at_s)),
+    )
+
+
+def alerts_table(rows: Sequence[AlertRow], now_s: float) -> list[html.Thead | html.Tbody]:
+    return render_table(
+        alert_columns(now_s),
+        rows,
+        row_key=lambda row: f"{row.fingerprint}@{row.active_at_s:g}",
+        empty_message="no alerts yet",
+    )
+
+
+REMEDIATION_COLUMNS: tuple[Column[RemediationRow], ...] = (
+    Column("started_at_s", "Started (UTC)", lambda row: format_instant(row.started_at_s)),
+    Column("action", "Action", lambda row: row.action),
+    Column("node", "Node", lambda row: row.node),
+    Column("outcome", "Outcome", lambda row: row.outcome, lambda row: f"outcome-{row.outcome}"),
+    Column("alertname", "Alert", lambda row: row.alertname or NO_VALUE),
+    Column("actor", "Actor", lambda row: row.actor),
+    Column("guard", "Guard", lambda row: row.guard or NO_VALUE),
+    Column("reason", "Reason", lambda row: row.reason),
+)
+
+
+def remediations_table(rows: Sequence[RemediationRow]) -> list[html.Thead | html.Tbody]:
+    return render_table(
+        REMEDIATION_COLUMNS,
+        rows,
+        row_key=lambda row: row.id,
+        empty_message="no remediations yet",
+    )

@@ -1,0 +1,1 @@
+"""Shipped burn-rate window sets (YAML data read by `load_burn_rate_windows`)."""
