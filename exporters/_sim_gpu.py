@@ -1,0 +1,327 @@
+"""Simulated GPUs, driven by the work the node's real engine does.
+
+Nothing here is random noise alone: utilisation follows the busy fraction the engine reports
+through `record_work`, power follows utilisation, and the temperature follows power with
+thermal inertia (a fast die lag plus a slow heatsink lag). Each is a first-order lag towards
+its target, integrated in small exact steps between calls on an injectable monotonic clock,
+so a test can drive minutes of GPU time in microseconds. A small seeded jitter on power
+keeps a dashboard from looking painted on.
+
+Readings are quantised the way NVML reports them: utilisation, temperature and clocks as
+integers, power in milliwatts, memory in bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import random
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from ._gpu_sample import GpuSample
+from ._gpu_specs import GpuSpec, gpu_spec
+
+# NVML clocks event (formerly "throttle") reason bits, as pynvml names them.
+CLOCKS_EVENT_REASON_GPU_IDLE = 0x1  # nvmlClocksEventReasonGpuIdle
+CLOCKS_EVENT_REASON_HW_THERMAL_SLOWDOWN = 0x40  # nvmlClocksEventReasonHwThermalSlowdown
+
+UTILIZATION_TIME_CONSTANT_S = 0.5
+"""NVML's utilisation is the share of the last 1/6 s..1 s with a kernel running."""
+POWER_TIME_CONSTANT_S = 1.0
+"""NVML's power reading is averaged over about a second."""
+DIE_TIME_CONSTANT_S = 1.5
+HEATSINK_TIME_CONSTANT_S = 20.0
+DIE_SHARE = 0.6
+"""Temperature is two lags: the die jumps most of the way within seconds (an H100 went from
+36 C to 55 C in the first second of a full load, here), the heatsink brings the rest over
+tens of seconds."""
+THERMAL_FAULT_OVERSHOOT_C = 12.0
+"""A cooling failure drives the GPU towards slowdown temperature + this, whatever the load."""
+THERMAL_HYSTERESIS_C = 3.0
+THERMAL_SLOWDOWN_CLOCK_RATIO = 0.5
+"""Hardware thermal slowdown cuts the SM clock by at least half."""
+IDLE_UTILIZATION_PERCENT = 0.5
+BASE_MEMORY_FRACTION = 0.006
+"""Memory NVML shows as used with no process on the GPU (driver/context reserve)."""
+POWER_JITTER_FRACTION = 0.003
+XID_DOUBLE_BIT_ECC = 48
+"""A double-bit ECC error is also reported by the driver as XID 48."""
+_MAX_STEP_S = 0.25
+_MAX_STEPS = 4000
+
+FAULT_KINDS = ("ecc-dbe", "ecc-sbe", "thermal", "xid")
+
+
+def simulated_uuid(hostname: str, index: int) -> str:
+    """`GPU-xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx`, stable for a host and GPU index."""
+    digest = hashlib.sha256(f"inferops-sim-gpu:{hostname}:{index}".encode()).digest()
+    return f"GPU-{uuid.UUID(bytes=digest[:16])}"
+
+
+def simulated_pci_bus_id(spec: GpuSpec, index: int) -> str:
+    """NVML's `domain:bus:device.function` form, e.g. `00000000:18:00.0`."""
+    buses = spec.pci_buses
+    if index < len(buses):
+        domain, bus = 0, buses[index]
+    else:  # more GPUs than one server of this type holds: the next PCI domains
+        domain, bus = index // len(buses), buses[index % len(buses)]
+    return f"{domain:08X}:{bus:02X}:00.0"
+
+
+def _lag(value: float, target: float, dt: float, tau: float) -> float:
+    """First-order lag towards `target` over `dt` seconds (exact for a constant target)."""
+    return target + (value - target) * math.exp(-dt / tau)
+
+
+@dataclass
+class _GpuState:
+    index: int
+    uuid: str
+    pci_bus_id: str
+    rng: random.Random
+    busy_target: float = 0.0
+    memory_fraction: float = 0.0
+    utilization: float = 0.0
+    power_w: float = 0.0
+    heatsink_c: float = 0.0
+    die_rise_c: float = 0.0
+    throttled: bool = False
+    thermal_fault: bool = False
+    xid_last: int = 0
+    xid_total: dict[int, int] = field(default_factory=dict)
+    ecc_sbe: int = 0
+    ecc_dbe: int = 0
+
+    @property
+    def temperature_c(self) -> float:
+        return self.heatsink_c + self.die_rise_c
+
+
+class SimulatedGpuBackend:
+    """`gpus` simulated GPUs of `gpu_type` on `hostname`; `name` is `sim`.
+
+    `record_work(busy_fraction, memory_used_fraction)` is the node engine's report of how busy
+    it kept the GPU(s) and how much device memory it holds; faults are injected with
+    `inject_fault` and cleared with `clear_faults`. Thread-safe: the engine reports from its
+    thread while a collector samples from another.
+    """
+
+    name = "sim"
+
+    def __init__(
+        self,
+        *,
+        gpus: int = 1,
+        gpu_type: str = "H100-SXM5-80GB",
+        hostname: str,
+        seed: int = 0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if isinstance(gpus, bool) or not isinstance(gpus, int) or gpus < 1:
+            raise ValueError(f"gpus must be a positive integer, got {gpus!r}")
+        if not hostname:
+            raise ValueError("hostname must not be empty")
+        self.spec = gpu_spec(gpu_type)
+        self.gpu_type = gpu_type
+        self.hostname = hostname
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._now = clock()
+        self._gpus = [
+            _GpuState(
+                index=i,
+                uuid=simulated_uuid(hostname, i),
+                pci_bus_id=simulated_pci_bus_id(self.spec, i),
+                rng=random.Random(f"{seed}:{hostname}:{i}"),
+                power_w=self.spec.idle_power_w,
+                heatsink_c=self.spec.temp_idle_c,
+            )
+            for i in range(gpus)
+        ]
+
+    @property
+    def gpus(self) -> int:
+        return len(self._gpus)
+
+    # -- driven by the engine -------------------------------------------------------------
+
+    def record_work(
+        self, busy_fraction: float, memory_used_fraction: float, *, gpu: int | None = None
+    ) -> None:
+        """From now on GPU(s) are busy `busy_fraction` of the time and hold that share of memory.
+
+        `gpu=None` (the default) applies to every GPU of the node (a tensor-parallel engine);
+        an index applies to that GPU alone. Fractions outside 0..1 raise ValueError.
+        """
+        busy = _fraction("busy_fraction", busy_fraction)
+        memory = _fraction("memory_used_fraction", memory_used_fraction)
+        with self._lock:
+            self._advance()
+            for state in self._selected(gpu):
+                state.busy_target = busy
+                state.memory_fraction = memory
+
+    # -- faults ---------------------------------------------------------------------------
+
+    def inject_fault(self, kind: str, *, gpu: int = 0, code: int | None = None) -> None:
+        """Make GPU `gpu` misbehave as a real one does.
+
+        - `xid` (needs `code`, e.g. 79 "GPU has fallen off the bus"): the driver reports that
+          XID: the last-XID reading becomes `code` and the per-code total grows by one.
+        - `ecc-dbe`: one more double-bit (uncorrectable) volatile ECC error, reported by the
+          driver as XID 48 too.
+        - `ecc-sbe`: one more single-bit (corrected) volatile ECC error.
+        - `thermal`: the cooling fails: the die heats towards slowdown temperature + 12 C
+          with its thermal inertia; past the slowdown temperature the GPU sets the HW thermal
+          slowdown reason (0x40) and halves its SM clock, until it has cooled 3 C below it.
+        """
+        if kind not in FAULT_KINDS:
+            raise ValueError(f"unknown GPU fault kind {kind!r}; kinds: {', '.join(FAULT_KINDS)}")
+        if kind == "xid":
+            if isinstance(code, bool) or not isinstance(code, int) or code <= 0:
+                raise ValueError(f"an xid fault needs code, a positive integer; got {code!r}")
+        elif code is not None:
+            raise ValueError(f"code applies to the xid fault only, not {kind!r}")
+        with self._lock:
+            self._advance()
+            (state,) = self._selected(gpu)
+            if kind == "xid":
+                assert code is not None
+                _record_xid(state, code)
+            elif kind == "ecc-dbe":
+                state.ecc_dbe += 1
+                _record_xid(state, XID_DOUBLE_BIT_ECC)
+            elif kind == "ecc-sbe":
+                state.ecc_sbe += 1
+            else:
+                state.thermal_fault = True
+
+    def clear_faults(self) -> None:
+        """The operator's fix: XID readings go back to 0 (as dcgm-exporter reports after a
+        reset), cooling works again (the die cools with its inertia); error totals stay."""
+        with self._lock:
+            self._advance()
+            for state in self._gpus:
+                state.xid_last = 0
+                state.thermal_fault = False
+
+    def active_faults(self) -> list[dict[str, object]]:
+        """Faults still showing, e.g. `{"kind": "xid", "gpu": 0, "code": 79}`,
+        `{"kind": "thermal", "gpu": 0}`."""
+        with self._lock:
+            faults: list[dict[str, object]] = []
+            for state in self._gpus:
+                if state.xid_last:
+                    faults.append({"kind": "xid", "gpu": state.index, "code": state.xid_last})
+                if state.thermal_fault:
+                    faults.append({"kind": "thermal", "gpu": state.index})
+            return faults
+
+    # -- GpuBackend -----------------------------------------------------------------------
+
+    def sample(self) -> list[GpuSample]:
+        with self._lock:
+            self._advance()
+            return [self._sample(state) for state in self._gpus]
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+    # -- the model ------------------------------------------------------------------------
+
+    def _selected(self, gpu: int | None) -> list[_GpuState]:
+        if gpu is None:
+            return list(self._gpus)
+        if isinstance(gpu, bool) or not isinstance(gpu, int) or not 0 <= gpu < len(self._gpus):
+            raise ValueError(f"gpu must be an index in 0..{len(self._gpus) - 1}, got {gpu!r}")
+        return [self._gpus[gpu]]
+
+    def _advance(self) -> None:
+        now = self._clock()
+        elapsed = now - self._now
+        if elapsed <= 0:
+            return
+        self._now = now
+        steps = min(_MAX_STEPS, max(1, math.ceil(elapsed / _MAX_STEP_S)))
+        dt = elapsed / steps
+        for state in self._gpus:
+            for _ in range(steps):
+                self._step(state, dt)
+
+    def _step(self, state: _GpuState, dt: float) -> None:
+        spec = self.spec
+        state.utilization = _lag(
+            state.utilization, 100.0 * state.busy_target, dt, UTILIZATION_TIME_CONSTANT_S
+        )
+        clock_ratio = THERMAL_SLOWDOWN_CLOCK_RATIO if state.throttled else 1.0
+        load_power = spec.power_limit_w * spec.load_power_fraction
+        power_target = spec.idle_power_w + (load_power - spec.idle_power_w) * (
+            state.utilization / 100.0
+        ) * clock_ratio
+        state.power_w = _lag(state.power_w, power_target, dt, POWER_TIME_CONSTANT_S)
+        heat = (state.power_w - spec.idle_power_w) / (load_power - spec.idle_power_w)
+        rise = (spec.temp_load_c - spec.temp_idle_c) * heat
+        extra = 0.0  # a failed cooler heats the heatsink whatever the load
+        if state.thermal_fault:
+            extra = max(0.0, spec.slowdown_temp_c + THERMAL_FAULT_OVERSHOOT_C
+                        - (spec.temp_idle_c + rise))
+        state.die_rise_c = _lag(state.die_rise_c, DIE_SHARE * rise, dt, DIE_TIME_CONSTANT_S)
+        state.heatsink_c = _lag(state.heatsink_c,
+                                spec.temp_idle_c + (1 - DIE_SHARE) * rise + extra,
+                                dt, HEATSINK_TIME_CONSTANT_S)
+        if state.temperature_c >= spec.slowdown_temp_c:
+            state.throttled = True
+        elif state.temperature_c < spec.slowdown_temp_c - THERMAL_HYSTERESIS_C:
+            state.throttled = False
+
+    def _sample(self, state: _GpuState) -> GpuSample:
+        spec = self.spec
+        idle = state.utilization < IDLE_UTILIZATION_PERCENT
+        if idle:
+            sm_clock = spec.sm_clock_idle_mhz
+            mem_clock = spec.mem_clock_idle_mhz
+        else:
+            sm_clock = spec.sm_clock_max_mhz
+            mem_clock = spec.mem_clock_max_mhz
+        reasons = CLOCKS_EVENT_REASON_GPU_IDLE if idle else 0
+        if state.throttled:
+            sm_clock = min(sm_clock, round(spec.sm_clock_max_mhz * THERMAL_SLOWDOWN_CLOCK_RATIO))
+            reasons |= CLOCKS_EVENT_REASON_HW_THERMAL_SLOWDOWN
+        total = spec.memory_total_bytes
+        base = BASE_MEMORY_FRACTION * total
+        used = int(base + state.memory_fraction * (total - base))
+        jitter = state.rng.gauss(0.0, POWER_JITTER_FRACTION * spec.power_limit_w)
+        power_mw = round(max(0.0, min(spec.power_limit_w, state.power_w + jitter)) * 1000)
+        return GpuSample(
+            index=state.index,
+            uuid=state.uuid,
+            pci_bus_id=state.pci_bus_id,
+            model_name=spec.model_name,
+            utilization_percent=float(round(state.utilization)),
+            memory_used_bytes=used,
+            memory_total_bytes=total,
+            temperature_celsius=float(round(state.temperature_c)),
+            power_watts=power_mw / 1000,
+            sm_clock_mhz=float(sm_clock),
+            memory_clock_mhz=float(mem_clock),
+            xid_last=state.xid_last,
+            xid_total=dict(state.xid_total),
+            ecc_sbe_volatile_total=state.ecc_sbe,
+            ecc_dbe_volatile_total=state.ecc_dbe,
+            throttle_reasons=reasons,
+        )
+
+
+def _record_xid(state: _GpuState, code: int) -> None:
+    state.xid_last = code
+    state.xid_total[code] = state.xid_total.get(code, 0) + 1
+
+
+def _fraction(name: str, value: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name} must be a number in 0..1, got {value!r}")
+    return float(value)
