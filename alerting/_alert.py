@@ -16,7 +16,12 @@ class AlertState(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Alert:
-    """One alert instance: a rule's output element with the rule's labels added."""
+    """One alert instance: a rule's output element with the rule's labels added.
+
+    `value` is the sample value of the latest evaluation that saw the alert (None when it
+    was NaN); `last_evaluated_at_s` is when that evaluation ran. A pending alert that went
+    away before it fired is `resolved` with `fired_at_s` None.
+    """
 
     fingerprint: str
     labels: Mapping[str, str]
@@ -26,6 +31,8 @@ class Alert:
     fired_at_s: float | None = None
     resolved_at_s: float | None = None
     generator_url: str = ""
+    value: float | None = None
+    last_evaluated_at_s: float | None = None
 
 
 @runtime_checkable
