@@ -139,17 +139,21 @@ class DashboardData:
     def chart(
         self, kind: ChartKind, start_s: float, end_s: float, step_s: float
     ) -> list[ChartSeries]:
-        """The series of one fleet chart, per node.
+        """The series of one fleet chart, per node, in natural node order (as the table).
 
         The `rate()` window is at least one step, so that no request between two points
         goes uncounted on a wide time range.
         """
         _check_range(start_s, end_s, step_s)
         window_s = max(self._rate_window_s, step_s)
-        if kind is ChartKind.REQUEST_RATE:
-            return self.timeseries(_queries.request_rate(window_s), start_s, end_s, step_s)
-        if kind is ChartKind.GPU_UTILIZATION:
-            return self.timeseries(_queries.GPU_UTIL_PERCENT, start_s, end_s, step_s)
+        if kind is ChartKind.REQUEST_RATE or kind is ChartKind.GPU_UTILIZATION:
+            expr = (
+                _queries.request_rate(window_s)
+                if kind is ChartKind.REQUEST_RATE
+                else _queries.GPU_UTIL_PERCENT
+            )
+            series = self.timeseries(expr, start_s, end_s, step_s)
+            return sorted(series, key=lambda line: natural_sort_key(line.name))
         if kind is ChartKind.LATENCY:
             lines: list[ChartSeries] = []
             for quantile, suffix in ((0.5, "p50"), (0.99, "p99")):

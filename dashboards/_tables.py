@@ -183,7 +183,8 @@ def alerts_table(rows: Sequence[AlertRow], now_s: float) -> list[html.Thead | ht
     return render_table(
         alert_columns(now_s),
         rows,
-        row_key=lambda row: f"{row.fingerprint}@{row.active_at_s:g}",
+        # Not `:g`: six significant digits would give every alert of one series the same key.
+        row_key=lambda row: f"{row.fingerprint}@{row.active_at_s:.15g}",
         empty_message="no alerts yet",
     )
 

@@ -197,13 +197,16 @@ class RemediationEngine:
         self, action: str, node: str, *, actor: str, why: str, alertname: str | None,
         fingerprint: str | None, started_at_s: float,
     ) -> Decision:
-        # Recorded as failed until verified: if this process dies mid-action, that is the truth.
-        decision = self._record(
+        # Stored as failed until verified: if this process dies mid-action, that is the truth.
+        # Logged as started, though: a warning that it failed would be false for every action.
+        decision = self._log.record(
             action=action, node=node, outcome=Outcome.FAILED, guard=None,
             reason=f"{why}: {action} started; the engine stopped before it knew the outcome",
             actor=actor, alertname=alertname, alert_fingerprint=fingerprint,
             started_at_s=started_at_s, finished_at_s=None,
         )
+        logger.info("remediation decision %d: %s %s by %s -> started: %s", decision.id,
+                    action, node, actor, why)
         try:
             getattr(self._driver, action)(node)
         except Exception as error:

@@ -188,7 +188,10 @@ class _PolicyReader:
 
 
 def _shown(node: yaml.Node) -> str:
-    """How a wrong value reads in an error: the scalar as written, else its kind."""
+    """How a wrong value reads in an error: a string quoted, another scalar as written (so
+    `7` does not read as the string '7'), else its kind."""
     if isinstance(node, yaml.ScalarNode):
-        return "null" if node.tag == _NULL_TAG else repr(node.value)
+        if node.tag == _NULL_TAG:
+            return "null"
+        return repr(node.value) if node.tag == _STR_TAG else str(node.value)
     return "a list" if isinstance(node, yaml.SequenceNode) else "a mapping"

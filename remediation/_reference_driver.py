@@ -12,7 +12,8 @@ import httpx
 from ._driver import NodeState, NodeStatus
 from ._exceptions import FleetDriverError, UnknownNodeError
 
-_KNOWN = re.compile(r"known: (?P<names>.*)$")
+_KNOWN = re.compile(r"^unknown node .*; known: (?P<names>.*)$")
+"""The router's 404 sentence for a node it does not know (`unknown_node_message`)."""
 
 
 class ReferenceFleetDriver:
@@ -90,18 +91,23 @@ class ReferenceFleetDriver:
                 f"cannot reach the fleet router at {self._url} ({what}): {error}"
             ) from None
         if response.status_code == 401:
-            raise FleetDriverError("the fleet refused the admin token (401)")
+            raise FleetDriverError(
+                f"the fleet router at {self._url} refused the admin token ({what} answered 401)"
+            )
         try:
             body = response.json()
         except ValueError:
             body = None
-        if response.status_code == 404 and node is not None:
-            message = _error_message(body)
-            match = _KNOWN.search(message or "")
-            known = match.group("names").split(", ") if match else []
+        message = _error_message(body)
+        # Only the router's unknown-node sentence names an unknown node; any other 404 means
+        # the URL is not the router's admin API, and is reported as it came, below.
+        match = _KNOWN.search(message or "") if response.status_code == 404 else None
+        if match is not None and node is not None:
+            names = match.group("names")
+            known = [] if names == "(none)" else names.split(", ")
             raise UnknownNodeError(node, known, message)
         if response.status_code != 200:
-            detail = _error_message(body) or response.text[:200] or "(empty body)"
+            detail = message or response.text[:200] or "(empty body)"
             raise FleetDriverError(
                 f"the fleet router at {self._url} answered {what} with "
                 f"{response.status_code}: {detail}"

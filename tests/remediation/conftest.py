@@ -1,4 +1,5 @@
-"""Fixtures of the remediation tests: a real SQLite database and a clock the test sets."""
+"""Fixtures of the remediation tests: a real SQLite database, a clock the test sets, an
+in-memory fleet behind the `FleetDriver` seam, and a stand-in router over real HTTP."""
 
 from __future__ import annotations
 
@@ -7,18 +8,9 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from remediation_doubles import InMemoryFleet, SetClock, StandInRouter, serve_stand_in_router
 
 from remediation import DecisionLog
-
-
-class SetClock:
-    """A clock that reads what the test last set; cooldowns are tested without waiting."""
-
-    def __init__(self, now_s: float) -> None:
-        self.now_s = now_s
-
-    def __call__(self) -> float:
-        return self.now_s
 
 
 @pytest.fixture
@@ -36,3 +28,15 @@ def log(database: sa.Engine) -> DecisionLog:
 @pytest.fixture
 def clock() -> SetClock:
     return SetClock(1000.0)
+
+
+@pytest.fixture
+def fleet() -> InMemoryFleet:
+    """Three serving, healthy nodes: node-0, node-1, node-2."""
+    return InMemoryFleet()
+
+
+@pytest.fixture
+def router() -> Iterator[StandInRouter]:
+    """The stand-in router on a free port of 127.0.0.1, stopped at the end of the test."""
+    yield from serve_stand_in_router()

@@ -1,0 +1,404 @@
+"""`create_app`: the page and its refresh callbacks, driven through Dash's own HTTP endpoints
+(`/_dash-dependencies`, `/_dash-update-component`) exactly as the browser drives them; and
+`DashboardServer` serving it over real HTTP."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from typing import Any
+
+import dash
+import httpx
+import pytest
+from dashboards_doubles import (
+    Alert,
+    AlertBook,
+    Decision,
+    DecisionBook,
+    Row,
+    ScriptedSource,
+    SetClock,
+    sample,
+    series,
+    table_message,
+    table_rows,
+)
+from flask.testing import FlaskClient
+
+from dashboards import (
+    DashboardArgumentError,
+    DashboardData,
+    DashboardServer,
+    ElementId,
+    create_app,
+)
+from dashboards import _queries as q
+
+NOW_S = 1_700_000_000.0
+DASH = "\N{EN DASH}"
+TICK = (ElementId.REFRESH, "n_intervals")
+RANGE = (ElementId.TIME_RANGE, "value")
+
+
+class Page:
+    """The browser's side of the callback protocol, over Flask's test client."""
+
+    def __init__(self, app: dash.Dash) -> None:
+        self.client: FlaskClient = app.server.test_client()
+        response = self.client.get("/_dash-dependencies")
+        assert response.status_code == 200
+        self.dependencies: list[dict[str, Any]] = response.get_json()
+
+    def update(self, *outputs: tuple[str, str], **values: Any) -> dict[str, dict[str, Any]]:
+        """Fire the callback of `outputs` after the interval ticked; `values` sets inputs by
+        element id (`time-range="1h"`). Returns `{element id: {property: value}}`."""
+        output = (
+            f"{outputs[0][0]}.{outputs[0][1]}" if len(outputs) == 1
+            else ".." + "...".join(f"{i}.{p}" for i, p in outputs) + ".."
+        )
+        [dependency] = [d for d in self.dependencies if d["output"] == output]
+        inputs = [
+            {**spec, "value": values.get(spec["id"].replace("-", "_"),
+                                         1 if spec["property"] == "n_intervals" else None)}
+            for spec in dependency["inputs"]
+        ]
+        shaped = [{"id": i, "property": p} for i, p in outputs]
+        body = {
+            "output": output,
+            "outputs": shaped[0] if len(shaped) == 1 else shaped,
+            "inputs": inputs,
+            "changedPropIds": [f"{TICK[0]}.{TICK[1]}"],
+            "state": [],
+        }
+        response = self.client.post("/_dash-update-component", json=body)
+        assert response.status_code == 200, response.get_data(as_text=True)
+        answer: dict[str, Any] = response.get_json()
+        assert answer["multi"] is True
+        return dict(answer["response"])
+
+
+FLEET_QUERIES = {
+    q.NODE_UP: [sample(1, node="node-0"), sample(0, node="node-1")],
+    q.request_rate_by_status(30.0): [sample(9.0, node="node-0", status="2xx"),
+                                     sample(1.0, node="node-0", status="5xx")],
+    q.latency_quantile(0.5, 30.0): [sample(0.25, node="node-0")],
+    q.latency_quantile(0.99, 30.0): [sample(1.5, node="node-0")],
+    q.GPU_UTIL_PERCENT: [sample(87.4, node="node-0")],
+    q.QUEUED_REQUESTS: [sample(0.0, node="node-0")],
+    q.KV_CACHE_USAGE: [sample(0.42, node="node-0")],
+    q.SLO_SLI: [sample(0.9, slo="router-availability")],
+    q.SLO_OBJECTIVE: [sample(0.99, slo="router-availability")],
+    q.SLO_BUDGET_REMAINING: [sample(-9.0, slo="router-availability")],
+    q.SLO_BURN_RATE: [sample(10.0, slo="router-availability", window="5m")],
+}
+
+
+@pytest.fixture(scope="module")
+def source() -> ScriptedSource:
+    return ScriptedSource(FLEET_QUERIES, {
+        q.request_rate(30.0): [series([NOW_S - 2, NOW_S], [3.0, 4.0], node="node-0")],
+        q.request_rate(90.0): [],
+    })
+
+
+@pytest.fixture(scope="module")
+def alerts() -> AlertBook:
+    firing = Alert("f1", {"alertname": "NodeHighErrorRate", "node": "node-0",
+                          "severity": "page"}, "firing", NOW_S - 65,
+                   {"summary": "node-0 answers 10 % 5xx"}, fired_at_s=NOW_S - 60)
+    return AlertBook(active=[firing], recent=[firing])
+
+
+@pytest.fixture(scope="module")
+def decisions() -> DecisionBook:
+    return DecisionBook([
+        Decision(1, "drain", "node-0", "succeeded",
+                 "alert NodeHighErrorRate fired for node-0 (policy drain-unhealthy-node): "
+                 "node-0 is now drained", NOW_S - 10, alertname="NodeHighErrorRate",
+                 alert_fingerprint="f1", finished_at_s=NOW_S - 9),
+    ])
+
+
+@pytest.fixture(scope="module")
+def app(source: ScriptedSource, alerts: AlertBook, decisions: DecisionBook) -> dash.Dash:
+    return create_app(DashboardData(source, alerts, decisions, clock=SetClock(NOW_S)))
+
+
+@pytest.fixture(scope="module")
+def page(app: dash.Dash) -> Page:
+    """One app and page per module (building one takes half a second); `fresh` resets the
+    doubles behind it before every test."""
+    return Page(app)
+
+
+@pytest.fixture(autouse=True)
+def fresh(source: ScriptedSource, alerts: AlertBook, decisions: DecisionBook) -> None:
+    source.asked.clear()
+    source.broken = alerts.broken = decisions.broken = False
+
+
+def test_the_page_is_served_with_its_title_and_inline_style(page: Page) -> None:
+    response = page.client.get("/")
+    html = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert "<title>InferOps</title>" in html
+    assert ".data-table tr.row-down td" in html
+    assert "https://" not in html.split("<footer>")[0]
+
+
+def test_the_layout_has_every_stable_element_id_and_the_refresh_interval(page: Page) -> None:
+    layout = page.client.get("/_dash-layout").get_json()
+    ids: dict[str, dict[str, Any]] = {}
+
+    def walk(node: Any) -> None:
+        if isinstance(node, list):
+            for child in node:
+                walk(child)
+        elif isinstance(node, dict) and "props" in node:
+            if "id" in node["props"]:
+                ids[node["props"]["id"]] = node["props"]
+            walk(node["props"].get("children"))
+
+    walk(layout)
+    assert set(ids) >= {str(element) for element in ElementId}
+    assert ids[ElementId.REFRESH]["interval"] == 2000
+    assert ids[ElementId.TIME_RANGE]["value"] == "15m"
+    assert ids[ElementId.LAST_UPDATED]["children"] == "loading\N{HORIZONTAL ELLIPSIS}"
+
+
+def test_every_section_has_its_callback_on_the_refresh_tick(page: Page) -> None:
+    assert sorted(d["output"] for d in page.dependencies) == sorted([
+        "..fleet-table.children...last-updated.children..", "slo-table.children",
+        "alerts-table.children", "remediations-table.children", "requests-chart.figure",
+        "latency-chart.figure", "errors-chart.figure", "gpu-chart.figure",
+    ])
+    assert all(
+        {"id": "refresh-interval", "property": "n_intervals"} in d["inputs"]
+        for d in page.dependencies
+    )
+
+
+def test_the_fleet_callback_fills_the_table_and_the_update_time(page: Page) -> None:
+    answer = page.update((ElementId.FLEET_TABLE, "children"), (ElementId.LAST_UPDATED, "children"))
+
+    assert answer[ElementId.LAST_UPDATED] == {"children": "updated 2023-11-14 22:13:20 UTC"}
+    assert table_rows(answer[ElementId.FLEET_TABLE]["children"]) == [
+        Row("node-0", "", {
+            "node": ("node-0", ""), "up": ("up", "up-up"), "requests_per_s": ("10.00", ""),
+            "p50_s": ("250 ms", ""), "p99_s": ("1.50 s", ""), "error_ratio": ("10.0 %", "bad"),
+            "gpu_util_percent": ("87 %", ""), "queue": ("0", ""), "kv_usage": ("42 %", ""),
+        }),
+        Row("node-1", "row-down", {
+            "node": ("node-1", ""), "up": ("down", "up-down"), "requests_per_s": (DASH, ""),
+            "p50_s": (DASH, ""), "p99_s": (DASH, ""), "error_ratio": (DASH, ""),
+            "gpu_util_percent": (DASH, ""), "queue": (DASH, ""), "kv_usage": (DASH, ""),
+        }),
+    ]
+
+
+def test_a_failing_fleet_query_blanks_the_table_with_a_message_not_a_traceback(
+    page: Page, source: ScriptedSource, caplog: pytest.LogCaptureFixture
+) -> None:
+    source.broken = True
+
+    answer = page.update((ElementId.FLEET_TABLE, "children"), (ElementId.LAST_UPDATED, "children"))
+
+    assert table_message(answer[ElementId.FLEET_TABLE]["children"]) == (
+        "fleet data unavailable (QueryError); see the dashboard log", 9
+    )
+    assert answer[ElementId.LAST_UPDATED] == {
+        "children": "update failed at 2023-11-14 22:13:20 UTC"
+    }
+    assert "the store is locked" in caplog.text
+
+
+def test_the_slo_callback_shows_an_overspent_budget_as_bad(page: Page) -> None:
+    answer = page.update((ElementId.SLO_TABLE, "children"))
+    assert table_rows(answer[ElementId.SLO_TABLE]["children"]) == [
+        Row("router-availability", "", {
+            "slo": ("router-availability", ""), "sli_ratio": ("90.000 %", ""),
+            "objective_ratio": ("99.0 %", ""),
+            "error_budget_remaining_ratio": ("-900.0 %", "bad"),
+            "burn_rates": ("5m: 10.00\N{MULTIPLICATION SIGN}", "warn"),
+        }),
+    ]
+
+
+def test_the_alerts_callback_lists_the_firing_alert(page: Page) -> None:
+    answer = page.update((ElementId.ALERTS_TABLE, "children"))
+    assert table_rows(answer[ElementId.ALERTS_TABLE]["children"]) == [
+        Row("f1@1699999935", "", {
+            "state": ("firing", "state-firing"), "alertname": ("NodeHighErrorRate", ""),
+            "node": ("node-0", ""), "severity": ("page", ""),
+            "summary": ("node-0 answers 10 % 5xx", ""),
+            "active_at_s": ("2023-11-14 22:12:15", ""), "duration": ("1m 5s", ""),
+            "resolved_at_s": (DASH, ""),
+        }),
+    ]
+
+
+def test_an_unreadable_alert_store_blanks_only_the_alerts_table(
+    page: Page, alerts: AlertBook
+) -> None:
+    alerts.broken = True
+
+    alerts_answer = page.update((ElementId.ALERTS_TABLE, "children"))
+    remediations_answer = page.update((ElementId.REMEDIATIONS_TABLE, "children"))
+
+    assert table_message(alerts_answer[ElementId.ALERTS_TABLE]["children"]) == (
+        "alerts unavailable (RuntimeError); see the dashboard log", 8
+    )
+    assert len(table_rows(remediations_answer[ElementId.REMEDIATIONS_TABLE]["children"])) == 1
+
+
+def test_the_remediations_callback_lists_the_decision(page: Page) -> None:
+    answer = page.update((ElementId.REMEDIATIONS_TABLE, "children"))
+    assert table_rows(answer[ElementId.REMEDIATIONS_TABLE]["children"]) == [
+        Row("1", "", {
+            "started_at_s": ("2023-11-14 22:13:10", ""), "action": ("drain", ""),
+            "node": ("node-0", ""), "outcome": ("succeeded", "outcome-succeeded"),
+            "alertname": ("NodeHighErrorRate", ""), "actor": ("policy:drain-unhealthy-node", ""),
+            "guard": (DASH, ""),
+            "reason": ("alert NodeHighErrorRate fired for node-0 (policy drain-unhealthy-node): "
+                       "node-0 is now drained", ""),
+        }),
+    ]
+
+
+def test_an_unreadable_decision_log_says_so(page: Page, decisions: DecisionBook) -> None:
+    decisions.broken = True
+    answer = page.update((ElementId.REMEDIATIONS_TABLE, "children"))
+    assert table_message(answer[ElementId.REMEDIATIONS_TABLE]["children"]) == (
+        "remediations unavailable (RuntimeError); see the dashboard log", 8
+    )
+
+
+@pytest.mark.parametrize(
+    ("choice", "span_s", "step_s", "window"),
+    [("5m", 300.0, 2.0, 30.0), ("15m", 900.0, 5.0, 30.0), ("6h", 21_600.0, 90.0, 90.0),
+     ("bogus", 900.0, 5.0, 30.0), (None, 900.0, 5.0, 30.0)],
+    ids=["5 minutes", "15 minutes", "6 hours widens the rate window to the step",
+         "an unknown choice reads as the default", "no choice reads as the default"],
+)
+def test_the_request_chart_queries_the_chosen_range_ending_on_a_whole_step(
+    page: Page, source: ScriptedSource, choice: str | None, span_s: float, step_s: float,
+    window: float,
+) -> None:
+    answer = page.update((ElementId.REQUESTS_CHART, "figure"), time_range=choice)
+
+    end_s = math.floor(NOW_S / step_s) * step_s
+    assert source.asked == [
+        ("query_range", q.request_rate(window), end_s - span_s, end_s, step_s)
+    ]
+    figure = answer[ElementId.REQUESTS_CHART]["figure"]
+    assert figure["layout"]["title"]["text"] == "Requests per second"
+    if window == 30.0:
+        assert [(t["name"], t["x"], t["y"]) for t in figure["data"]] == [
+            ("node-0", ["2023-11-14T22:13:18", "2023-11-14T22:13:20"], [3.0, 4.0])
+        ]
+    else:
+        assert [a["text"] for a in figure["layout"]["annotations"]] == ["no data yet"]
+
+
+@pytest.mark.parametrize(
+    "element",
+    [ElementId.REQUESTS_CHART, ElementId.LATENCY_CHART, ElementId.ERRORS_CHART,
+     ElementId.GPU_CHART],
+)
+def test_a_chart_whose_query_fails_says_so_in_the_chart(
+    page: Page, source: ScriptedSource, element: ElementId
+) -> None:
+    source.broken = True
+    figure = page.update((element, "figure"))[element]["figure"]
+    assert figure["data"] == []
+    assert [a["text"] for a in figure["layout"]["annotations"]] == [
+        "chart unavailable (QueryError); see the dashboard log"
+    ]
+
+
+def test_two_apps_in_one_process_each_read_their_own_data() -> None:
+    def app_for(node: str) -> dash.Dash:
+        source = ScriptedSource({expr: [] for expr in FLEET_QUERIES} | {
+            q.NODE_UP: [sample(1, node=node)]
+        })
+        return create_app(DashboardData(source, AlertBook(), DecisionBook(),
+                                        clock=SetClock(NOW_S)), title=f"Fleet {node}")
+
+    first, second = Page(app_for("a-0")), Page(app_for("b-0"))
+    outputs = ((ElementId.FLEET_TABLE, "children"), (ElementId.LAST_UPDATED, "children"))
+
+    assert [r.key for r in table_rows(first.update(*outputs)[ElementId.FLEET_TABLE]["children"])
+            ] == ["a-0"]
+    assert [r.key for r in table_rows(second.update(*outputs)[ElementId.FLEET_TABLE]["children"])
+            ] == ["b-0"]
+    assert "<title>Fleet b-0</title>" in second.client.get("/").get_data(as_text=True)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"refresh_s": 0.0}, "refresh_s must be a positive number of seconds, got 0.0"),
+        ({"refresh_s": math.nan}, "refresh_s must be a positive number of seconds, got nan"),
+        ({"title": "  "}, "title must not be empty, got '  '"),
+    ],
+    ids=["a refresh of zero", "a NaN refresh", "a blank title"],
+)
+def test_create_app_refuses_arguments_that_cannot_work(
+    options: dict[str, Any], message: str
+) -> None:
+    data = DashboardData(ScriptedSource(), AlertBook(), DecisionBook())
+    with pytest.raises(DashboardArgumentError) as raised:
+        create_app(data, **options)
+    assert str(raised.value) == message
+
+
+# --- serving over real HTTP ----------------------------------------------------------------
+
+
+@pytest.fixture
+def server(app: dash.Dash) -> Iterator[DashboardServer]:
+    with DashboardServer(app, host="127.0.0.1", port=0) as running:
+        yield running
+
+
+def test_the_server_serves_the_page_and_callbacks_on_a_free_port(server: DashboardServer) -> None:
+    assert server.port > 0
+    assert server.url == f"http://127.0.0.1:{server.port}/"
+
+    page = httpx.get(server.url, timeout=10)
+    dependencies = httpx.get(f"{server.url}_dash-dependencies", timeout=10)
+
+    assert page.status_code == 200
+    assert "<title>InferOps</title>" in page.text
+    assert len(dependencies.json()) == 8
+
+
+def test_the_server_stops_and_frees_its_port(app: dash.Dash) -> None:
+    server = DashboardServer(app, port=0)
+    server.start()
+    url = server.url
+    assert httpx.get(url, timeout=10).status_code == 200
+
+    server.stop()
+
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(url, timeout=2)
+
+
+def test_a_server_cannot_be_started_twice(app: dash.Dash) -> None:
+    with DashboardServer(app, port=0) as server, pytest.raises(RuntimeError) as raised:
+        server.start()
+    assert str(raised.value) == "the dashboard server is already started"
+
+
+def test_a_server_that_never_started_can_be_stopped(app: dash.Dash) -> None:
+    server = DashboardServer(app, port=0)
+    server.stop()
+
+
+@pytest.mark.parametrize("port", [-1, 65_536])
+def test_a_port_outside_the_range_is_refused(app: dash.Dash, port: int) -> None:
+    with pytest.raises(DashboardArgumentError) as raised:
+        DashboardServer(app, port=port)
+    assert str(raised.value) == f"port must be 0..65535, got {port}"
