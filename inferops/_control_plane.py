@@ -146,7 +146,8 @@ class ControlPlane:
                 self._in_background(RemediationNotifier(self.remediation), "remediation")
             )
         self.rules: list[AlertingRule] = [
-            rule for file in settings.alerting.rule_files
+            rule
+            for file in settings.alerting.rule_files
             for rule in load_alerting_rules(settings.resolve(file))
         ]
         for spec in self.slo_specs:

@@ -8,7 +8,7 @@ timeline as it happens and writes a JSON report. It exits 0 only when the loop c
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import functools
 import json
 import logging
 import os
@@ -59,19 +59,22 @@ class DemoOptions:
 
     def validate(self) -> None:
         if self.fault not in FAULTS:
-            raise DemoError(f"--fault: unknown fault {self.fault!r}; choose one of {', '.join(FAULTS)}")
+            raise DemoError(
+                f"--fault: unknown fault {self.fault!r}; choose one of {', '.join(FAULTS)}"
+            )
         if self.nodes < 2:
-            raise DemoError(f"--nodes: the demo needs at least 2 nodes to drain one, got {self.nodes}")
+            raise DemoError(
+                f"--nodes: the demo needs at least 2 nodes to drain one, got {self.nodes}"
+            )
         if self.duration_s < self.warmup_s + 20:
             raise DemoError(
                 f"--duration: needs at least {self.warmup_s + 20:.0f} s "
-                f"(warm-up {self.warmup_s:.0f} s + 20 s to detect and mitigate), got {self.duration_s:.0f}"
+                f"(warm-up {self.warmup_s:.0f} s + 20 s to detect and mitigate), "
+                f"got {self.duration_s:.0f}"
             )
 
 
-def demo_settings(
-    *, store_url: str, router_port: int, nodes: int, dashboard_port: int
-) -> Settings:
+def demo_settings(*, store_url: str, router_port: int, nodes: int, dashboard_port: int) -> Settings:
     """Settings of the demo's control plane: 1-second scrapes and the demo burn-rate windows."""
     node_targets = [
         {"targets": [f"127.0.0.1:{router_port + 1 + i}"], "labels": {"node": f"node-{i}"}}
@@ -82,7 +85,10 @@ def demo_settings(
             "store": {"url": store_url},
             "global": {"scrape_interval": 1.0, "scrape_timeout": 0.8, "evaluation_interval": 1.0},
             "scrape_configs": [
-                {"job_name": "router", "static_configs": [{"targets": [f"127.0.0.1:{router_port}"]}]},
+                {
+                    "job_name": "router",
+                    "static_configs": [{"targets": [f"127.0.0.1:{router_port}"]}],
+                },
                 {"job_name": "nodes", "static_configs": node_targets},
             ],
             "slo": {"files": ["fleet-slos.yaml"], "windows": "demo-v1"},
@@ -119,16 +125,23 @@ class Timeline:
             f"{k}={v}" for k, v in sorted(alert.labels.items()) if k in ("node", "slo", "severity")
         )
         name = alert.labels.get("alertname", "?")
-        if alert.fired_at_s is not None and self._once("firing", alert.fingerprint, str(alert.fired_at_s)):
+        if alert.fired_at_s is not None and self._once(
+            "firing", alert.fingerprint, str(alert.fired_at_s)
+        ):
             self.say(f"ALERT firing    {name} {labels}", alert.fired_at_s)
-        if alert.state == AlertState.RESOLVED and alert.resolved_at_s is not None and self._once(
-            "resolved", alert.fingerprint, str(alert.resolved_at_s)
+        if (
+            alert.state == AlertState.RESOLVED
+            and alert.fired_at_s is not None
+            and alert.resolved_at_s is not None
+            and self._once("resolved", alert.fingerprint, str(alert.resolved_at_s))
         ):
             self.say(f"ALERT resolved  {name} {labels}", alert.resolved_at_s)
 
     def decision(self, decision: Decision) -> None:
         if decision.finished_at_s is None and decision.outcome not in (
-            Outcome.REFUSED, Outcome.DRY_RUN, Outcome.SKIPPED
+            Outcome.REFUSED,
+            Outcome.DRY_RUN,
+            Outcome.SKIPPED,
         ):
             return
         if self._once("decision", str(decision.id)):
@@ -158,20 +171,33 @@ def build_report(
 ) -> dict[str, Any]:
     """The demo report (unix-second timestamps), as the README documents it."""
     detections = sorted(
-        (a for a in alerts if a.labels.get("node") == node and a.fired_at_s is not None
-         and a.fired_at_s >= injected_at_s),
+        (
+            a
+            for a in alerts
+            if a.labels.get("node") == node
+            and a.fired_at_s is not None
+            and a.fired_at_s >= injected_at_s
+        ),
         key=lambda a: a.fired_at_s or 0.0,
     )
     detection = detections[0] if detections else None
     after = sorted((d for d in decisions if d.started_at_s >= injected_at_s), key=lambda d: d.id)
     mitigation = next(
-        (d for d in after if d.node == node and d.action == "drain"
-         and d.outcome == Outcome.SUCCEEDED and d.finished_at_s is not None),
+        (
+            d
+            for d in after
+            if d.node == node
+            and d.action == "drain"
+            and d.outcome == Outcome.SUCCEEDED
+            and d.finished_at_s is not None
+        ),
         None,
     )
     return {
         "fault": {"kind": fault, "node": node, "injected_at": injected_at_s},
-        "detection": None if detection is None else {
+        "detection": None
+        if detection is None
+        else {
             "alert": detection.labels.get("alertname"),
             "node": node,
             "fired_at": detection.fired_at_s,
@@ -192,9 +218,11 @@ def build_report(
             "failed": sum(not r.ok for r in records),
         },
         "slos": slo_statuses,
-        "time_to_detect_s": None if detection is None or detection.fired_at_s is None
+        "time_to_detect_s": None
+        if detection is None or detection.fired_at_s is None
         else round(detection.fired_at_s - injected_at_s, 3),
-        "time_to_mitigate_s": None if mitigation is None or mitigation.finished_at_s is None
+        "time_to_mitigate_s": None
+        if mitigation is None or mitigation.finished_at_s is None
         else round(mitigation.finished_at_s - injected_at_s, 3),
     }
 
@@ -208,8 +236,13 @@ def loop_closed(report: dict[str, Any], records: list[RequestRecord]) -> tuple[b
     if report["time_to_mitigate_s"] is None:
         return False, f"{node} was not drained"
     wrongly = sorted(
-        {r["node"] for r in report["remediation"]
-         if r["node"] != node and r["outcome"] == "succeeded" and r["action"] in ("drain", "cycle")}
+        {
+            r["node"]
+            for r in report["remediation"]
+            if r["node"] != node
+            and r["outcome"] == "succeeded"
+            and r["action"] in ("drain", "cycle")
+        }
     )
     if wrongly:
         return False, f"healthy node(s) {', '.join(wrongly)} were drained"
@@ -219,7 +252,10 @@ def loop_closed(report: dict[str, Any], records: list[RequestRecord]) -> tuple[b
     if not later:
         return False, "no requests were sent after mitigation"
     if failed:
-        return False, f"{len(failed)} of {len(later)} requests after mitigation failed ({failed[0].error})"
+        return (
+            False,
+            f"{len(failed)} of {len(later)} requests after mitigation failed ({failed[0].error})",
+        )
     return True, f"{len(later)} requests after mitigation, all succeeded"
 
 
@@ -260,10 +296,14 @@ class Demo:
         port = free_port_block(opts.nodes + 2)
         dashboard_port = port + opts.nodes + 1
         router_url = f"http://127.0.0.1:{port}"
-        self.out(f"Starting a {opts.nodes}-node reference fleet (logs: {self.run_dir}/fleet.log) ...")
+        self.out(
+            f"Starting a {opts.nodes}-node reference fleet (logs: {self.run_dir}/fleet.log) ..."
+        )
         fleet = ChildProcess(
-            "fleet", inferops_argv("fleet", "up", "--nodes", str(opts.nodes), "--port", str(port)),
-            log_path=self.run_dir / "fleet.log", env=env,
+            "fleet",
+            inferops_argv("fleet", "up", "--nodes", str(opts.nodes), "--port", str(port)),
+            log_path=self.run_dir / "fleet.log",
+            env=env,
         )
         self.children.append(fleet)
         await asyncio.to_thread(self._wait_fleet, fleet, router_url)
@@ -277,9 +317,17 @@ class Demo:
         if opts.dashboard:
             dashboard = ChildProcess(
                 "dashboard",
-                inferops_argv("dashboard", "--store", store_url, "--port", str(dashboard_port),
-                              "--slo-file", str(DEFAULTS_DIR / "fleet-slos.yaml")),
-                log_path=self.run_dir / "dashboard.log", env=env,
+                inferops_argv(
+                    "dashboard",
+                    "--store",
+                    store_url,
+                    "--port",
+                    str(dashboard_port),
+                    "--slo-file",
+                    str(DEFAULTS_DIR / "fleet-slos.yaml"),
+                ),
+                log_path=self.run_dir / "dashboard.log",
+                env=env,
             )
             self.children.append(dashboard)
             self.out(f"Dashboard: http://127.0.0.1:{dashboard_port}/")
@@ -292,8 +340,10 @@ class Demo:
         deadline = time.monotonic() + 180
         while True:
             response = wait_http_ok(
-                f"{router_url}/health", timeout_s=max(1.0, deadline - time.monotonic()),
-                child=fleet, ready="serve",
+                f"{router_url}/health",
+                timeout_s=max(1.0, deadline - time.monotonic()),
+                child=fleet,
+                ready="serve",
             )
             if response.json().get("healthy_nodes") == self.options.nodes:
                 return
@@ -324,13 +374,19 @@ class Demo:
                 await asyncio.wait_for(tasks[1], timeout=35)
             await asyncio.to_thread(control_plane.wait_notifications)
             report = build_report(
-                fault=opts.fault, node=node, injected_at_s=injected_at,
+                fault=opts.fault,
+                node=node,
+                injected_at_s=injected_at,
                 alerts=control_plane.alert_store.recent(1000),
                 decisions=control_plane.decisions.recent(1000),
                 records=list(load.records),
                 slo_statuses=[
-                    {"name": s.name, "objective": s.objective, "sli": s.sli_value,
-                     "budget_remaining": s.error_budget_remaining}
+                    {
+                        "name": s.name,
+                        "objective": s.objective,
+                        "sli": s.sli_value,
+                        "budget_remaining": s.error_budget_remaining,
+                    }
                     for s in control_plane.last_slo_statuses
                 ],
             )
@@ -338,7 +394,9 @@ class Demo:
             self._print_summary(report, closed, why)
             self._write_report(report)
             if opts.keep_running:
-                self.out(f"Still running for exploring (router {router_url}); press Ctrl-C to stop.")
+                self.out(
+                    f"Still running for exploring (router {router_url}); press Ctrl-C to stop."
+                )
                 await asyncio.Event().wait()
             return 0 if closed else 1
         finally:
@@ -369,17 +427,26 @@ class Demo:
             raise DemoError(f"injecting {self.options.fault} into {node} failed: {response.text}")
 
     async def _watch(self, control_plane: ControlPlane, timeline: Timeline) -> None:
+        """Print alerts and decisions as they appear; a failed read is logged, then retried."""
         while True:
-            with contextlib.suppress(Exception):
+            try:
                 alerts, decisions = await asyncio.to_thread(
-                    lambda: (control_plane.alert_store.recent(200), control_plane.decisions.recent(200))
+                    lambda: (
+                        control_plane.alert_store.recent(200),
+                        control_plane.decisions.recent(200),
+                    )
                 )
+            except Exception:
+                logger.warning("timeline: reading alerts and decisions failed", exc_info=True)
+            else:
                 events: list[tuple[float, Callable[[], None]]] = []
                 for alert in alerts:
-                    events.append((alert.fired_at_s or alert.active_at_s, lambda a=alert: timeline.alert(a)))
+                    at_s = alert.fired_at_s or alert.active_at_s
+                    events.append((at_s, functools.partial(timeline.alert, alert)))
                 for decision in decisions:
-                    events.append((decision.started_at_s, lambda d=decision: timeline.decision(d)))
-                for _, show in sorted(events, key=lambda e: e[0]):
+                    print_decision = functools.partial(timeline.decision, decision)
+                    events.append((decision.started_at_s, print_decision))
+                for _, show in sorted(events, key=lambda event: event[0]):
                     show()
             await asyncio.sleep(0.5)
 
@@ -391,14 +458,19 @@ class Demo:
         detection = report["detection"]
         self.out(
             f"  detected by:  {detection['alert']} after {report['time_to_detect_s']:.1f} s"
-            if detection else "  detected by:  nothing"
+            if detection
+            else "  detected by:  nothing"
         )
         self.out(
             f"  mitigated:    drained {fault['node']} after {report['time_to_mitigate_s']:.1f} s"
-            if report["time_to_mitigate_s"] is not None else "  mitigated:    no"
+            if report["time_to_mitigate_s"] is not None
+            else "  mitigated:    no"
         )
         req = report["requests"]
-        self.out(f"  requests:     {req['total']} sent, {req['succeeded']} succeeded, {req['failed']} failed")
+        self.out(
+            f"  requests:     {req['total']} sent, {req['succeeded']} succeeded, "
+            f"{req['failed']} failed"
+        )
         for slo in report["slos"]:
             budget = slo["budget_remaining"]
             sli = slo["sli"]

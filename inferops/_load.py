@@ -7,6 +7,7 @@ Every request is recorded, so the report can say how many succeeded after mitiga
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import logging
@@ -67,9 +68,7 @@ class LoadGenerator:
             timeout=httpx.Timeout(self._timeout_s, connect=2.0), headers=self._headers
         ) as client:
             counter = itertools.count()
-            await asyncio.gather(
-                *(self._worker(client, counter) for _ in range(self._concurrency))
-            )
+            await asyncio.gather(*(self._worker(client, counter) for _ in range(self._concurrency)))
 
     async def _worker(self, client: httpx.AsyncClient, counter: itertools.count[int]) -> None:
         while not self._stopping.is_set():
@@ -80,13 +79,9 @@ class LoadGenerator:
                 status, ok, error = await self._one(client, n, stream)
             except httpx.HTTPError as exc:
                 status, ok, error = 0, False, f"{type(exc).__name__}: {exc}"
-            self.records.append(
-                RequestRecord(started, time.time(), ok, status, stream, error)
-            )
-            try:
+            self.records.append(RequestRecord(started, time.time(), ok, status, stream, error))
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), timeout=self._pause_s)
-            except TimeoutError:
-                pass
 
     async def _one(
         self, client: httpx.AsyncClient, n: int, stream: bool

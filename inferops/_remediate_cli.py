@@ -44,7 +44,8 @@ def _engine(settings: Settings) -> RemediationEngine:
     token = settings.admin_token()
     if not token:
         typer.echo(
-            f"error: the fleet admin token is not set: export {settings.remediation.admin_token_env}",
+            "error: the fleet admin token is not set: export "
+            f"{settings.remediation.admin_token_env}",
             err=True,
         )
         raise typer.Exit(2)
@@ -77,12 +78,17 @@ def decision_json(decision: Decision) -> dict[str, object]:
     }
 
 
-def _act(action: str, node: str, config: Path | None, dry_run: bool, as_json: bool, reason: str) -> None:
+def _act(
+    action: str, node: str, config: Path | None, dry_run: bool, as_json: bool, reason: str
+) -> None:
     settings = load_settings(config)
     engine = _engine(settings)
     try:
         decision = engine.execute(
-            action, node, actor=f"cli:{getpass.getuser()}", reason=reason,
+            action,
+            node,
+            actor=f"cli:{getpass.getuser()}",
+            reason=reason,
             dry_run=True if dry_run else None,
         )
     except UnknownNodeError as error:
@@ -103,7 +109,9 @@ def _act(action: str, node: str, config: Path | None, dry_run: bool, as_json: bo
 @remediate_app.command()
 def drain(
     node: Annotated[str, typer.Argument(help="Node name, e.g. node-1.")],
-    config: ConfigOption = None, dry_run: DryRun = False, as_json: AsJson = False,
+    config: ConfigOption = None,
+    dry_run: DryRun = False,
+    as_json: AsJson = False,
     reason: Reason = "manual drain",
 ) -> None:
     """Stop sending new requests to NODE (in-flight requests finish)."""
@@ -113,7 +121,9 @@ def drain(
 @remediate_app.command()
 def undrain(
     node: Annotated[str, typer.Argument(help="Node name.")],
-    config: ConfigOption = None, dry_run: DryRun = False, as_json: AsJson = False,
+    config: ConfigOption = None,
+    dry_run: DryRun = False,
+    as_json: AsJson = False,
     reason: Reason = "manual undrain",
 ) -> None:
     """Put NODE back into rotation."""
@@ -123,7 +133,9 @@ def undrain(
 @remediate_app.command()
 def cycle(
     node: Annotated[str, typer.Argument(help="Node name.")],
-    config: ConfigOption = None, dry_run: DryRun = False, as_json: AsJson = False,
+    config: ConfigOption = None,
+    dry_run: DryRun = False,
+    as_json: AsJson = False,
     reason: Reason = "manual cycle",
 ) -> None:
     """Drain NODE, restart it, wait for its health check, undrain it."""
@@ -138,10 +150,10 @@ def history(
     as_json: AsJson = False,
 ) -> None:
     """Every decision, taken or refused, newest first."""
-    from collectors import open_database
-
     from rich.console import Console
     from rich.table import Table
+
+    from collectors import open_database
 
     settings = load_settings(config)
     decisions = DecisionLog(open_database(settings.store.url)).recent(limit, node=node)
@@ -156,7 +168,14 @@ def history(
     table = Table("id", "time", "action", "node", "outcome", "guard", "actor", "alert", "reason")
     for d in decisions:
         table.add_row(
-            str(d.id), _time.strftime("%Y-%m-%d %H:%M:%S", _time.localtime(d.started_at_s)),
-            d.action, d.node, str(d.outcome), d.guard or "", d.actor, d.alertname or "", d.reason,
+            str(d.id),
+            _time.strftime("%Y-%m-%d %H:%M:%S", _time.localtime(d.started_at_s)),
+            d.action,
+            d.node,
+            str(d.outcome),
+            d.guard or "",
+            d.actor,
+            d.alertname or "",
+            d.reason,
         )
     Console(width=160).print(table)

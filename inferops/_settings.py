@@ -65,7 +65,8 @@ class StoreSettings(_Section):
     def _known_scheme(cls, url: str) -> str:
         if not url.startswith(("sqlite:", "postgresql")):
             raise ValueError(
-                f"expected a SQLAlchemy URL starting sqlite:/// or postgresql+psycopg://, got {url!r}"
+                "expected a SQLAlchemy URL starting sqlite:/// or postgresql+psycopg://, "
+                f"got {url!r}"
             )
         return url
 

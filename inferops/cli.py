@@ -28,8 +28,9 @@ app = typer.Typer(
 )
 fleet_app = typer.Typer(help="Run the bundled reference inference fleet.", no_args_is_help=True)
 exporter_app = typer.Typer(help="Run a standalone exporter.", no_args_is_help=True)
-slo_app = typer.Typer(help="Validate SLO specs, show their status, generate Prometheus rules.",
-                      no_args_is_help=True)
+slo_app = typer.Typer(
+    help="Validate SLO specs, show their status, generate Prometheus rules.", no_args_is_help=True
+)
 app.add_typer(fleet_app, name="fleet")
 app.add_typer(exporter_app, name="exporter")
 app.add_typer(slo_app, name="slo")
@@ -40,8 +41,12 @@ app.add_typer(remediate_app, name="remediate")
 
 ConfigOption = Annotated[
     Path | None,
-    typer.Option("--config", "-c", help="Settings YAML (see README: Configuration).",
-                 envvar="INFEROPS_CONFIG"),
+    typer.Option(
+        "--config",
+        "-c",
+        help="Settings YAML (see README: Configuration).",
+        envvar="INFEROPS_CONFIG",
+    ),
 ]
 
 
@@ -55,11 +60,19 @@ def _logging(verbose: bool) -> None:
 @app.command()
 def demo(
     nodes: Annotated[int, typer.Option(help="Nodes in the fleet.")] = 3,
-    fault: Annotated[str, typer.Option(help="error-burst | latency | crash | gpu-xid")] = "error-burst",
-    duration: Annotated[float, typer.Option(help="Seconds before the demo stops and reports.")] = 60.0,
+    fault: Annotated[
+        str, typer.Option(help="error-burst | latency | crash | gpu-xid")
+    ] = "error-burst",
+    duration: Annotated[
+        float, typer.Option(help="Seconds before the demo stops and reports.")
+    ] = 60.0,
     report: Annotated[Path | None, typer.Option(help="Write the JSON report here too.")] = None,
-    no_dashboard: Annotated[bool, typer.Option("--no-dashboard", help="Do not start the dashboard.")] = False,
-    keep_running: Annotated[bool, typer.Option("--keep-running", help="Stay up after the report until Ctrl-C.")] = False,
+    no_dashboard: Annotated[
+        bool, typer.Option("--no-dashboard", help="Do not start the dashboard.")
+    ] = False,
+    keep_running: Annotated[
+        bool, typer.Option("--keep-running", help="Stay up after the report until Ctrl-C.")
+    ] = False,
     warmup: Annotated[float, typer.Option(help="Seconds of load before the fault.")] = 12.0,
 ) -> None:
     """Fleet + load + control plane + dashboard; inject a fault; print the incident."""
@@ -67,8 +80,13 @@ def demo(
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     options = DemoOptions(
-        nodes=nodes, fault=fault, duration_s=duration, warmup_s=warmup, report_path=report,
-        dashboard=not no_dashboard, keep_running=keep_running,
+        nodes=nodes,
+        fault=fault,
+        duration_s=duration,
+        warmup_s=warmup,
+        report_path=report,
+        dashboard=not no_dashboard,
+        keep_running=keep_running,
     )
     try:
         code = Demo(options, out=typer.echo).run()
@@ -80,7 +98,9 @@ def demo(
 @fleet_app.command("up")
 def fleet_up(
     nodes: Annotated[int, typer.Option(min=1, help="Number of node processes.")] = 3,
-    port: Annotated[int, typer.Option(min=1, max=65000, help="Router port; nodes take the next N ports.")] = 8000,
+    port: Annotated[
+        int, typer.Option(min=1, max=65000, help="Router port; nodes take the next N ports.")
+    ] = 8000,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     gpu_backend: Annotated[str, typer.Option(help="nvml | sim | auto")] = "auto",
     gpu_type: Annotated[str, typer.Option(help="Simulated GPU type.")] = "H100-SXM5-80GB",
@@ -97,8 +117,17 @@ def fleet_up(
     if not token:
         token = secrets.token_urlsafe(24)
         typer.echo(f"{ENV_ADMIN_TOKEN} is not set; generated an admin token for this run: {token}")
-    run_fleet(FleetConfig(nodes=nodes, host=host, port=port, admin_token=token,
-                          gpu_backend=gpu_backend, gpu_type=gpu_type, device=device))
+    run_fleet(
+        FleetConfig(
+            nodes=nodes,
+            host=host,
+            port=port,
+            admin_token=token,
+            gpu_backend=gpu_backend,
+            gpu_type=gpu_type,
+            device=device,
+        )
+    )
 
 
 @exporter_app.command("gpu")
@@ -118,8 +147,9 @@ def exporter_gpu(
     _logging(False)
     hostname = socket.gethostname()
     gpu_backend = select_gpu_backend(backend, gpus=gpus, gpu_type=gpu_type, hostname=hostname)
-    handle = serve_gpu_exporter(gpu_backend, host=host, port=port, hostname=hostname,
-                                poll_interval_s=poll_interval)
+    handle = serve_gpu_exporter(
+        gpu_backend, host=host, port=port, hostname=hostname, poll_interval_s=poll_interval
+    )
     typer.echo(f"GPU exporter ({gpu_backend.name} backend) on http://{host}:{port}/metrics")
     try:
         while True:
@@ -131,7 +161,9 @@ def exporter_gpu(
 
 
 @app.command()
-def run(config: ConfigOption = None, verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
+def run(
+    config: ConfigOption = None, verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False
+) -> None:
     """Run the control plane: scrape, store, evaluate SLOs and alerts, notify, remediate."""
     from ._control_plane import ControlPlane, scrape_targets
 
@@ -164,8 +196,15 @@ def query(
     source = StoreSource(SampleStore(open_database(settings.store.url)))
     result = source.query(expr, at if at is not None else time.time())
     if as_json:
-        typer.echo(json.dumps([{"labels": dict(s.labels), "value": s.value,
-                                "timestamp": s.timestamp_s} for s in result], indent=2))
+        typer.echo(
+            json.dumps(
+                [
+                    {"labels": dict(s.labels), "value": s.value, "timestamp": s.timestamp_s}
+                    for s in result
+                ],
+                indent=2,
+            )
+        )
         return
     if not result:
         typer.echo("(empty result)")
@@ -195,7 +234,9 @@ def dashboard(
         overrides["dashboard.port"] = port
     settings = load_settings(config, overrides=overrides)
     database = open_database(settings.store.url)
-    data = DashboardData(StoreSource(SampleStore(database)), AlertStore(database), DecisionLog(database))
+    data = DashboardData(
+        StoreSource(SampleStore(database)), AlertStore(database), DecisionLog(database)
+    )
     application = create_app(data, refresh_s=settings.dashboard.refresh)
     typer.echo(f"Dashboard on http://{settings.dashboard.host}:{settings.dashboard.port}/")
     serve_dashboard(application, host=settings.dashboard.host, port=settings.dashboard.port)
@@ -214,8 +255,12 @@ def slo_validate(files: Annotated[list[Path], typer.Argument(help="SLO spec file
 @slo_app.command("rules")
 def slo_rules(
     files: Annotated[list[Path], typer.Argument(help="SLO spec files.")],
-    windows: Annotated[str, typer.Option(help="Burn-rate windows: a name or a YAML path.")] = "sre-workbook-v1",
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")] = None,
+    windows: Annotated[
+        str, typer.Option(help="Burn-rate windows: a name or a YAML path.")
+    ] = "sre-workbook-v1",
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")
+    ] = None,
 ) -> None:
     """Generate Prometheus recording and alerting rules from SLO specs."""
     from slo import generate_rules, load_burn_rate_windows, load_slo_specs, render_rules_yaml
@@ -243,13 +288,27 @@ def slo_status(
     windows = load_burn_rate_windows(settings.slo.windows)
     evaluator = SloEvaluator(source)
     now = time.time()
-    rows = [evaluator.evaluate(spec, now, windows)
-            for file in settings.slo.files for spec in load_slo_specs(settings.resolve(file))]
+    rows = [
+        evaluator.evaluate(spec, now, windows)
+        for file in settings.slo.files
+        for spec in load_slo_specs(settings.resolve(file))
+    ]
     if as_json:
-        typer.echo(json.dumps([{"name": r.name, "objective": r.objective, "sli": r.sli_value,
-                                "budget_remaining": r.error_budget_remaining,
-                                "burn_rates": {format_duration(w): b for w, b in r.burn_rates.items()}}
-                               for r in rows], indent=2))
+        typer.echo(
+            json.dumps(
+                [
+                    {
+                        "name": r.name,
+                        "objective": r.objective,
+                        "sli": r.sli_value,
+                        "budget_remaining": r.error_budget_remaining,
+                        "burn_rates": {format_duration(w): b for w, b in r.burn_rates.items()},
+                    }
+                    for r in rows
+                ],
+                indent=2,
+            )
+        )
         return
     for r in rows:
         burns = " ".join(f"{format_duration(w)}={b:.2f}x" for w, b in sorted(r.burn_rates.items()))
@@ -265,9 +324,14 @@ def main() -> None:
         sys.exit(2)
     except Exception as error:  # a component's own error type: still a clear message
         if type(error).__module__.split(".")[0] in (
-            "slo", "alerting", "collectors", "remediation", "exporters", "reference_server", "dashboards"
+            "slo",
+            "alerting",
+            "collectors",
+            "remediation",
+            "exporters",
+            "reference_server",
+            "dashboards",
         ):
             typer.echo(f"error: {error}", err=True)
             sys.exit(2)
         raise
-

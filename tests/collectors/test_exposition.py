@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
-import timeit
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -560,7 +558,7 @@ def test_label_values_round_trip(labels: dict[str, str], value: float) -> None:
     assert _v(sample.value) == _v(value)
 
 
-# -- speed -------------------------------------------------------------------------------------
+# -- large bodies ----------------------------------------------------------------------------
 
 
 def big_exposition() -> str:
@@ -583,30 +581,15 @@ def big_exposition() -> str:
     return generate_latest(registry).decode()
 
 
-def test_faster_than_prometheus_client() -> None:
+def test_a_large_realistic_body_reads_as_prometheus_client_reads_it() -> None:
+    # Speed against prometheus_client's parser is measured by `python -m bench exposition_parse`.
     text = big_exposition()
-    count = len(parse_exposition(text, default_timestamp_s=NOW))
-    assert count > 2000
-
-    def theirs() -> None:
-        for family in text_string_to_metric_families(text):
-            list(family.samples)
-
-    def mine() -> None:
-        parse_exposition(text, default_timestamp_s=NOW)
-
-    their_s = my_s = math.inf
-    for _ in range(3):  # interleaved, so that a busy machine slows both alike
-        their_s = min(their_s, timeit.timeit(theirs, number=1))
-        my_s = min(my_s, timeit.timeit(mine, number=1))
-    # Measured at 5-9x; 2x leaves room for a noisy machine.
-    assert my_s * 2 < their_s, f"{count / my_s:,.0f} vs {count / their_s:,.0f} samples/s"
+    assert len(ours(text)) > 2000
+    assert ours(text) == reference(text)
 
 
-def test_a_large_body_parses_in_reasonable_time() -> None:
+def test_a_large_body_parses() -> None:
     text = "".join(f'series{{i="{i}",pool="h100"}} {i}.5\n' for i in range(100_000))
-    started = time.perf_counter()
     samples = parse_exposition(text, default_timestamp_s=NOW)
     assert len(samples) == 100_000
     assert samples[-1] == ScrapedSample("series", {"i": "99999", "pool": "h100"}, 99999.5, NOW)
-    assert time.perf_counter() - started < 10

@@ -76,7 +76,7 @@ class MetricsServer:
         self.status = 200
         self.content_type = "text/plain; version=0.0.4; charset=utf-8"
         self.content_length = True  # False: no Content-Length, the body ends at close
-        self.delay_s = 0.0
+        self.hold: threading.Event | None = None  # when given, answers wait until it is set
         self.requests: list[dict[str, str]] = []
         self.request_times: dict[str, list[float]] = {}  # path -> monotonic arrival times
         server = self
@@ -85,8 +85,8 @@ class MetricsServer:
             def do_GET(self) -> None:
                 server.requests.append(dict(self.headers.items()))
                 server.request_times.setdefault(self.path, []).append(time.monotonic())
-                if server.delay_s:
-                    time.sleep(server.delay_s)
+                if server.hold is not None:
+                    server.hold.wait(30)
                 body = server.body
                 self.send_response(server.status)
                 self.send_header("Content-Type", server.content_type)
@@ -532,14 +532,20 @@ async def test_an_http_error_status_fails_the_scrape(
 async def test_a_slow_target_times_out(
     server: MetricsServer, store: ListStore, clock: SetClock
 ) -> None:
-    def change() -> None:
-        server.delay_s = 5.0
+    answer = threading.Event()  # the target answers only once this is set
 
-    started = time.perf_counter()
-    result = await first_then(server, store, clock, change, timeout_s=0.3)
-    assert result.error == "scrape timed out after 0.3s"
-    assert 0.25 < result.duration_s < 3.0
-    assert time.perf_counter() - started < 4.0
+    def change() -> None:
+        server.hold = answer
+
+    try:
+        result = await first_then(server, store, clock, change, timeout_s=0.3)
+        # The scrape reached the target, which cannot answer before `answer` is set below:
+        # the scrape returned without its answer, timed out.
+        assert len(server.requests) == 2
+        assert result.error == "scrape timed out after 0.3s"
+        assert result.duration_s >= 0.25  # it did wait for its timeout
+    finally:
+        answer.set()
 
 
 async def test_openmetrics_answers_are_read_with_seconds_timestamps(
@@ -696,9 +702,15 @@ async def test_targets_are_spread_over_their_interval(
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-    first = sorted(times[0] - started for times in server.request_times.values())
-    assert first[-1] < 2.0 + 1.0  # every target within its first interval (and some slack)
-    assert first[-1] - first[0] > 0.3  # ...but not all at once
+    # Each target waits for its own slot (`_offset`) in the interval before its first scrape...
+    offsets = {f"/metrics?n={i}": _offset(target) for i, target in enumerate(targets)}
+    first = {path: times[0] - started for path, times in server.request_times.items()}
+    assert all(first[path] >= offsets[path] - 0.01 for path in offsets), (first, offsets)
+    # ...and the slots differ, so they do not all scrape at once: the earliest slot's first
+    # scrape comes before the latest slot's.
+    earliest, latest = min(offsets, key=offsets.__getitem__), max(offsets, key=offsets.__getitem__)
+    assert offsets[latest] - offsets[earliest] > 0.3
+    assert first[earliest] < first[latest]
 
 
 def test_offsets_are_stable_and_within_the_interval() -> None:

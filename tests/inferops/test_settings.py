@@ -32,7 +32,9 @@ remediation:
 
 def test_a_prometheus_style_file_becomes_one_target_per_static_address() -> None:
     settings = parse_settings(GOOD, environ={})
-    targets = [(t.job, t.url, dict(t.labels), t.interval_s, t.timeout_s) for t in scrape_targets(settings)]
+    targets = [
+        (t.job, t.url, dict(t.labels), t.interval_s, t.timeout_s) for t in scrape_targets(settings)
+    ]
     assert targets == [
         ("nodes", "http://10.0.0.1:9400/metrics", {"pool": "h100"}, 5.0, 5.0),
         ("nodes", "http://10.0.0.2:9400/metrics", {"pool": "h100"}, 5.0, 5.0),
@@ -50,7 +52,9 @@ def test_the_store_url_from_the_environment_wins_over_the_file() -> None:
 
 def test_an_explicit_override_wins_over_the_environment() -> None:
     settings = parse_settings(
-        GOOD, environ={"INFEROPS_STORE_URL": "sqlite:///env.db"}, overrides={"store.url": "sqlite:///arg.db"}
+        GOOD,
+        environ={"INFEROPS_STORE_URL": "sqlite:///env.db"},
+        overrides={"store.url": "sqlite:///arg.db"},
     )
     assert settings.store.url == "sqlite:///arg.db"
 
@@ -65,22 +69,42 @@ def test_no_file_gives_the_embedded_defaults() -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("global:\n  scrape_interval: soon\n",
-         "inferops.yaml:2: global.scrape_interval: expected a duration such as 15s, 1m or 500ms, got 'soon'"),
-        ("scrape_configs:\n  - job_name: a\n    static_configs:\n      - targets: [nohost]\n",
-         "inferops.yaml:4: scrape_configs[0].static_configs[0].targets: expected host:port, got 'nohost'"),
-        ("store:\n  url: mysql://x\n",
-         "inferops.yaml:2: store.url: expected a SQLAlchemy URL starting sqlite:/// or postgresql+psycopg://, got 'mysql://x'"),
-        ("remediation:\n  cooldwn: 5m\n",
-         "inferops.yaml:2: remediation.cooldwn: unknown field"),
-        ("dashboard:\n  port: 70000\n",
-         "inferops.yaml:2: dashboard.port: Input should be less than or equal to 65535"),
-        ("scrape_configs:\n  - static_configs: []\n",
-         "inferops.yaml:2: scrape_configs[0].job_name: Field required"),
-        ("alerting:\n  receivers:\n    - name: ops\n      url: ftp://x\n",
-         "inferops.yaml:4: alerting.receivers[0].url: expected an http(s) URL, got 'ftp://x'"),
-        ("- just\n- a list\n", "inferops.yaml:1: <document>: expected a mapping of settings sections"),
-        ("global: [unclosed\n", "inferops.yaml:2: not valid YAML: expected ',' or ']', but got '<stream end>'"),
+        (
+            "global:\n  scrape_interval: soon\n",
+            "inferops.yaml:2: global.scrape_interval: "
+            "expected a duration such as 15s, 1m or 500ms, got 'soon'",
+        ),
+        (
+            "scrape_configs:\n  - job_name: a\n    static_configs:\n      - targets: [nohost]\n",
+            "inferops.yaml:4: scrape_configs[0].static_configs[0].targets: "
+            "expected host:port, got 'nohost'",
+        ),
+        (
+            "store:\n  url: mysql://x\n",
+            "inferops.yaml:2: store.url: expected a SQLAlchemy URL starting sqlite:/// or "
+            "postgresql+psycopg://, got 'mysql://x'",
+        ),
+        ("remediation:\n  cooldwn: 5m\n", "inferops.yaml:2: remediation.cooldwn: unknown field"),
+        (
+            "dashboard:\n  port: 70000\n",
+            "inferops.yaml:2: dashboard.port: Input should be less than or equal to 65535",
+        ),
+        (
+            "scrape_configs:\n  - static_configs: []\n",
+            "inferops.yaml:2: scrape_configs[0].job_name: Field required",
+        ),
+        (
+            "alerting:\n  receivers:\n    - name: ops\n      url: ftp://x\n",
+            "inferops.yaml:4: alerting.receivers[0].url: expected an http(s) URL, got 'ftp://x'",
+        ),
+        (
+            "- just\n- a list\n",
+            "inferops.yaml:1: <document>: expected a mapping of settings sections",
+        ),
+        (
+            "global: [unclosed\n",
+            "inferops.yaml:2: not valid YAML: expected ',' or ']', but got '<stream end>'",
+        ),
     ],
     ids=[
         "a bad duration names its line and field",
@@ -111,12 +135,22 @@ def test_relative_paths_are_read_beside_the_settings_file(tmp_path: Path) -> Non
 def test_a_missing_settings_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as error:
         load_settings(tmp_path / "nope.yaml", environ={})
-    assert str(error.value) == f"{tmp_path / 'nope.yaml'}: cannot read settings: No such file or directory"
+    assert (
+        str(error.value)
+        == f"{tmp_path / 'nope.yaml'}: cannot read settings: No such file or directory"
+    )
 
 
 @pytest.mark.parametrize(
     ("text", "seconds"),
-    [("1m30s", 90.0), ("500ms", 0.5), ("30d", 2_592_000.0), ("2h", 7200.0), (15, 15.0), (0.25, 0.25)],
+    [
+        ("1m30s", 90.0),
+        ("500ms", 0.5),
+        ("30d", 2_592_000.0),
+        ("2h", 7200.0),
+        (15, 15.0),
+        (0.25, 0.25),
+    ],
 )
 def test_durations_read_as_prometheus_writes_them(text: str | float, seconds: float) -> None:
     assert parse_duration(text) == seconds

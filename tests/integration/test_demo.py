@@ -36,8 +36,18 @@ EXPECTED_ALERT = {
 )
 def test_the_demo_closes_the_loop(fault: str, dashboard: bool, tmp_path: Path) -> None:
     report_path = tmp_path / "report.json"
-    argv = [sys.executable, "-m", "inferops", "demo", "--fault", fault, "--duration", "45",
-            "--report", str(report_path)]
+    argv = [
+        sys.executable,
+        "-m",
+        "inferops",
+        "demo",
+        "--fault",
+        fault,
+        "--duration",
+        "45",
+        "--report",
+        str(report_path),
+    ]
     if not dashboard:
         argv.append("--no-dashboard")
     env = {k: v for k, v in os.environ.items() if k != "INFEROPS_ADMIN_TOKEN"}
@@ -52,12 +62,17 @@ def test_the_demo_closes_the_loop(fault: str, dashboard: bool, tmp_path: Path) -
     assert report["fault"]["node"] == "node-1"
     assert report["detection"]["node"] == "node-1"
     assert report["detection"]["alert"] == EXPECTED_ALERT[fault]
-    drained = [r for r in report["remediation"] if r["action"] == "drain" and r["outcome"] == "succeeded"]
+    drained = [
+        r for r in report["remediation"] if r["action"] == "drain" and r["outcome"] == "succeeded"
+    ]
     assert [r["node"] for r in drained] == ["node-1"], report["remediation"]
     assert 0 < report["time_to_detect_s"] <= 15
     assert report["time_to_detect_s"] <= report["time_to_mitigate_s"] <= 20
     assert report["requests"]["succeeded"] > 0
-    assert report["requests"]["total"] == report["requests"]["succeeded"] + report["requests"]["failed"]
+    assert (
+        report["requests"]["total"]
+        == report["requests"]["succeeded"] + report["requests"]["failed"]
+    )
     assert [s["name"] for s in report["slos"]] == ["router-availability", "router-latency"]
     assert "verdict:      loop closed" in output
     assert (tmp_path / ".inferops" / "admin-token").stat().st_mode & 0o777 == 0o600

@@ -1,0 +1,37 @@
+"""Scrape Prometheus endpoints, store the samples, answer PromQL over them.
+
+`Scraper` reads `ScrapeTarget`s on their intervals (httpx) and appends `ScrapedSample`s to a
+`SampleStore` (SQLAlchemy: SQLite by default, PostgreSQL by URL; `open_database`).
+`StoreSource` answers PromQL over the store with pandas; `PrometheusSource` answers the same
+through a real Prometheus's HTTP API. Both are `MetricSource`s, so the SLO engine, the alert
+engine and the dashboard never know which one they read.
+"""
+
+from ._database import open_database
+from ._exceptions import CollectorError, ExpositionError, QueryError, StoreError
+from ._exposition import parse_exposition
+from ._prometheus_source import PrometheusSource
+from ._sample import ScrapedSample
+from ._scraper import Scraper, ScrapeResult, ScrapeTarget
+from ._source import InstantSample, MetricSource, RangeSeries
+from ._store import SampleStore
+from ._store_source import StoreSource
+
+__all__ = [
+    "CollectorError",
+    "ExpositionError",
+    "InstantSample",
+    "MetricSource",
+    "PrometheusSource",
+    "QueryError",
+    "RangeSeries",
+    "SampleStore",
+    "ScrapeResult",
+    "ScrapeTarget",
+    "ScrapedSample",
+    "Scraper",
+    "StoreError",
+    "StoreSource",
+    "open_database",
+    "parse_exposition",
+]

@@ -1,0 +1,143 @@
+"""The same store on a real PostgreSQL (a throwaway cluster), when PostgreSQL is installed."""
+
+from __future__ import annotations
+
+import glob
+import math
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+
+from collectors import SampleStore, ScrapedSample, StoreError, StoreSource, open_database
+
+pytestmark = pytest.mark.integration
+
+
+def _binary(name: str) -> str | None:
+    found = shutil.which(name)
+    if found:
+        return found
+    candidates = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
+    return candidates[-1] if candidates else None
+
+
+@pytest.fixture(scope="module")
+def postgres_url() -> Iterator[str]:
+    initdb, postgres = _binary("initdb"), _binary("postgres")
+    if initdb is None or postgres is None or shutil.which("pg_createcluster") is None:
+        pytest.skip("PostgreSQL is not installed (Debian package 'postgresql')")
+    prefix: list[str] = []
+    folder = tempfile.mkdtemp(prefix="inferops-pg-")
+    if os.geteuid() == 0:  # PostgreSQL refuses to run as root: run it as 'postgres'
+        try:
+            account = pwd.getpwnam("postgres")
+        except KeyError:
+            pytest.skip("running as root and there is no 'postgres' user to run PostgreSQL")
+        os.chown(folder, account.pw_uid, account.pw_gid)
+        prefix = ["runuser", "-u", "postgres", "--"]
+    data = os.path.join(folder, "data")
+    subprocess.run(
+        [*prefix, initdb, "-D", data, "-A", "trust", "-U", "inferops", "--no-sync"],
+        check=True, capture_output=True, timeout=120,
+    )
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        [*prefix, postgres, "-D", data, "-p", str(port), "-k", folder,
+         "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    url = f"postgresql+psycopg://inferops:unused-secret@127.0.0.1:{port}/postgres"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                open_database(url).dispose()
+                break
+            except StoreError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail("PostgreSQL did not start")
+                time.sleep(0.2)
+        yield url
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def engine(postgres_url: str) -> Iterator[sa.Engine]:
+    engine = open_database(postgres_url)
+    with engine.begin() as connection:
+        for table in ("metric_samples", "metric_series", "metric_writes"):
+            connection.exec_driver_sql(f"DROP TABLE IF EXISTS {table}")
+    yield engine
+    engine.dispose()
+
+
+def test_round_trip_on_postgresql(engine: sa.Engine) -> None:
+    store = SampleStore(engine)
+    store.append(
+        [
+            ScrapedSample("g", {"job": "a"}, 1.5, 10.0),
+            ScrapedSample("g", {"job": "a"}, math.inf, 11.0),
+            ScrapedSample("g", {"job": "a"}, math.nan, 12.0),
+            ScrapedSample("g", {"job": "a"}, math.nan, 13.0, stale=True),
+        ]
+    )
+    frame = store.select('g{job="a"}', 0, 20)
+    assert frame["stale"].tolist() == [False, False, False, True]
+    assert frame["value"].tolist()[:2] == [1.5, math.inf]
+    assert math.isnan(frame["value"].tolist()[2])
+
+
+def test_concurrent_writers_share_series_ids_on_postgresql(
+    engine: sa.Engine, postgres_url: str
+) -> None:
+    engines = [open_database(postgres_url) for _ in range(4)]
+    stores = [SampleStore(e) for e in engines]
+    try:
+        def write(index: int) -> None:
+            for t in range(30):
+                stores[index].append(
+                    [ScrapedSample("c_total", {"k": str(k)}, float(t), t + index / 10)
+                     for k in range(5)]
+                )
+
+        threads = [threading.Thread(target=write, args=(i,)) for i in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert len(SampleStore(engine).series("c_total")) == 5
+        assert len(SampleStore(engine).select("c_total", 0, 100)) == 4 * 30 * 5
+    finally:
+        for one in engines:
+            one.dispose()
+
+
+def test_promql_and_the_cache_on_postgresql(engine: sa.Engine) -> None:
+    store = SampleStore(engine)
+    store.append([ScrapedSample("c_total", {"node": "n"}, 10.0 * t, float(t)) for t in range(101)])
+    source = StoreSource(store)
+    assert [(s.labels, s.value) for s in source.query("sum by (node) (rate(c_total[10s]))", 100)
+            ] == [({"node": "n"}, pytest.approx(10.0))]
+    store.append([ScrapedSample("c_total", {"node": "n"}, 0.0, 95.5)])  # late: a reset
+    uncached = StoreSource(store, cache_samples=0)
+    assert source.query("increase(c_total[10s])", 100)[0].value == pytest.approx(
+        uncached.query("increase(c_total[10s])", 100)[0].value
+    )
