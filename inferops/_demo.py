@@ -21,12 +21,10 @@ from typing import Any
 
 import httpx
 
-from alerting import Alert, AlertState
-from remediation import Decision, Outcome
-
 from ._control_plane import ControlPlane
+from ._demo_report import Timeline, build_report, loop_closed, print_summary
 from ._exceptions import DemoError
-from ._load import LoadGenerator, RequestRecord
+from ._load import LoadGenerator
 from ._processes import ChildProcess, free_port_block, inferops_argv, wait_http_ok
 from ._settings import ENV_ADMIN_TOKEN, Settings
 
@@ -40,9 +38,6 @@ FAULTS: dict[str, dict[str, Any]] = {
     "crash": {"kind": "crash"},
     "gpu-xid": {"kind": "gpu-xid", "code": 79},
 }
-
-POST_MITIGATION_GRACE_S = 1.0
-"""Requests started this long after the drain finished must all succeed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,157 +101,6 @@ def demo_settings(*, store_url: str, router_port: int, nodes: int, dashboard_por
             "base_dir": DEFAULTS_DIR,
         }
     )
-
-
-class Timeline:
-    """Prints each event once, with seconds since the demo started."""
-
-    def __init__(self, out: Callable[[str], None], started_at_s: float) -> None:
-        self._out = out
-        self._started = started_at_s
-        self._seen: set[tuple[str, ...]] = set()
-
-    def say(self, text: str, at_s: float | None = None) -> None:
-        offset = (at_s if at_s is not None else time.time()) - self._started
-        self._out(f"  +{offset:6.1f}s  {text}")
-
-    def alert(self, alert: Alert) -> None:
-        labels = " ".join(
-            f"{k}={v}" for k, v in sorted(alert.labels.items()) if k in ("node", "slo", "severity")
-        )
-        name = alert.labels.get("alertname", "?")
-        if alert.fired_at_s is not None and self._once(
-            "firing", alert.fingerprint, str(alert.fired_at_s)
-        ):
-            self.say(f"ALERT firing    {name} {labels}", alert.fired_at_s)
-        if (
-            alert.state == AlertState.RESOLVED
-            and alert.fired_at_s is not None
-            and alert.resolved_at_s is not None
-            and self._once("resolved", alert.fingerprint, str(alert.resolved_at_s))
-        ):
-            self.say(f"ALERT resolved  {name} {labels}", alert.resolved_at_s)
-
-    def decision(self, decision: Decision) -> None:
-        if decision.finished_at_s is None and decision.outcome not in (
-            Outcome.REFUSED,
-            Outcome.DRY_RUN,
-            Outcome.SKIPPED,
-        ):
-            return
-        if self._once("decision", str(decision.id)):
-            guard = f" [guard: {decision.guard}]" if decision.guard else ""
-            self.say(
-                f"REMEDIATION     {decision.action} {decision.node} -> {decision.outcome}{guard}: "
-                f"{decision.reason}",
-                decision.finished_at_s or decision.started_at_s,
-            )
-
-    def _once(self, *key: str) -> bool:
-        if key in self._seen:
-            return False
-        self._seen.add(key)
-        return True
-
-
-def build_report(
-    *,
-    fault: str,
-    node: str,
-    injected_at_s: float,
-    alerts: list[Alert],
-    decisions: list[Decision],
-    records: list[RequestRecord],
-    slo_statuses: list[dict[str, Any]],
-) -> dict[str, Any]:
-    """The demo report (unix-second timestamps), as the README documents it."""
-    detections = sorted(
-        (
-            a
-            for a in alerts
-            if a.labels.get("node") == node
-            and a.fired_at_s is not None
-            and a.fired_at_s >= injected_at_s
-        ),
-        key=lambda a: a.fired_at_s or 0.0,
-    )
-    detection = detections[0] if detections else None
-    after = sorted((d for d in decisions if d.started_at_s >= injected_at_s), key=lambda d: d.id)
-    mitigation = next(
-        (
-            d
-            for d in after
-            if d.node == node
-            and d.action == "drain"
-            and d.outcome == Outcome.SUCCEEDED
-            and d.finished_at_s is not None
-        ),
-        None,
-    )
-    return {
-        "fault": {"kind": fault, "node": node, "injected_at": injected_at_s},
-        "detection": None
-        if detection is None
-        else {
-            "alert": detection.labels.get("alertname"),
-            "node": node,
-            "fired_at": detection.fired_at_s,
-        },
-        "remediation": [
-            {
-                "action": d.action,
-                "node": d.node,
-                "started_at": d.started_at_s,
-                "finished_at": d.finished_at_s,
-                "outcome": str(d.outcome),
-            }
-            for d in after
-        ],
-        "requests": {
-            "total": len(records),
-            "succeeded": sum(r.ok for r in records),
-            "failed": sum(not r.ok for r in records),
-        },
-        "slos": slo_statuses,
-        "time_to_detect_s": None
-        if detection is None or detection.fired_at_s is None
-        else round(detection.fired_at_s - injected_at_s, 3),
-        "time_to_mitigate_s": None
-        if mitigation is None or mitigation.finished_at_s is None
-        else round(mitigation.finished_at_s - injected_at_s, 3),
-    }
-
-
-def loop_closed(report: dict[str, Any], records: list[RequestRecord]) -> tuple[bool, str]:
-    """The demo's verdict: detected, the faulted node drained, no healthy node drained, and
-    requests started after mitigation all succeeded."""
-    node = report["fault"]["node"]
-    if report["detection"] is None:
-        return False, f"no alert named {node} after the fault was injected"
-    if report["time_to_mitigate_s"] is None:
-        return False, f"{node} was not drained"
-    wrongly = sorted(
-        {
-            r["node"]
-            for r in report["remediation"]
-            if r["node"] != node
-            and r["outcome"] == "succeeded"
-            and r["action"] in ("drain", "cycle")
-        }
-    )
-    if wrongly:
-        return False, f"healthy node(s) {', '.join(wrongly)} were drained"
-    mitigated_at = report["fault"]["injected_at"] + report["time_to_mitigate_s"]
-    later = [r for r in records if r.started_at_s >= mitigated_at + POST_MITIGATION_GRACE_S]
-    failed = [r for r in later if not r.ok]
-    if not later:
-        return False, "no requests were sent after mitigation"
-    if failed:
-        return (
-            False,
-            f"{len(failed)} of {len(later)} requests after mitigation failed ({failed[0].error})",
-        )
-    return True, f"{len(later)} requests after mitigation, all succeeded"
 
 
 class Demo:
@@ -323,8 +167,6 @@ class Demo:
                     store_url,
                     "--port",
                     str(dashboard_port),
-                    "--slo-file",
-                    str(DEFAULTS_DIR / "fleet-slos.yaml"),
                 ),
                 log_path=self.run_dir / "dashboard.log",
                 env=env,
@@ -391,7 +233,7 @@ class Demo:
                 ],
             )
             closed, why = loop_closed(report, load.records)
-            self._print_summary(report, closed, why)
+            print_summary(self.out, report, closed, why)
             self._write_report(report)
             if opts.keep_running:
                 self.out(
@@ -449,37 +291,6 @@ class Demo:
                 for _, show in sorted(events, key=lambda event: event[0]):
                     show()
             await asyncio.sleep(0.5)
-
-    def _print_summary(self, report: dict[str, Any], closed: bool, why: str) -> None:
-        self.out("")
-        self.out("Incident summary")
-        fault = report["fault"]
-        self.out(f"  fault:        {fault['kind']} on {fault['node']}")
-        detection = report["detection"]
-        self.out(
-            f"  detected by:  {detection['alert']} after {report['time_to_detect_s']:.1f} s"
-            if detection
-            else "  detected by:  nothing"
-        )
-        self.out(
-            f"  mitigated:    drained {fault['node']} after {report['time_to_mitigate_s']:.1f} s"
-            if report["time_to_mitigate_s"] is not None
-            else "  mitigated:    no"
-        )
-        req = report["requests"]
-        self.out(
-            f"  requests:     {req['total']} sent, {req['succeeded']} succeeded, "
-            f"{req['failed']} failed"
-        )
-        for slo in report["slos"]:
-            budget = slo["budget_remaining"]
-            sli = slo["sli"]
-            self.out(
-                f"  SLO {slo['name']}: objective {slo['objective']:.2%}, SLI "
-                f"{'n/a' if sli is None else f'{sli:.3%}'}, error budget remaining "
-                f"{'n/a' if budget is None else f'{budget:.1%}'}"
-            )
-        self.out(f"  verdict:      {'loop closed' if closed else 'loop NOT closed'}: {why}")
 
     def _write_report(self, report: dict[str, Any]) -> None:
         text = json.dumps(report, indent=2) + "\n"

@@ -218,7 +218,6 @@ def dashboard(
     config: ConfigOption = None,
     store: Annotated[str | None, typer.Option(help="Store URL (overrides the settings).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (overrides the settings).")] = None,
-    slo_file: Annotated[list[Path] | None, typer.Option(help="SLO spec files to show.")] = None,
 ) -> None:
     """Serve the Dash dashboard (read only) from the store."""
     from alerting import AlertStore
