@@ -6,8 +6,11 @@ cooldowns apply, and every decision is recorded with `cli:<user>` as the actor.
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import json
+import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -40,7 +43,9 @@ AsJson = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 Reason = Annotated[str, typer.Option(help="Why (stored in the audit trail).")]
 
 
-def _engine(settings: Settings) -> RemediationEngine:
+@contextlib.contextmanager
+def _engine(settings: Settings) -> Iterator[RemediationEngine]:
+    """The guarded engine over the configured fleet and store; both closed on exit."""
     token = settings.admin_token()
     if not token:
         typer.echo(
@@ -51,15 +56,29 @@ def _engine(settings: Settings) -> RemediationEngine:
         raise typer.Exit(2)
     from collectors import open_database
 
-    return RemediationEngine(
-        ReferenceFleetDriver(settings.remediation.fleet_url, admin_token=token),
-        DecisionLog(open_database(settings.store.url)),
-        RemediationPolicy(rules=()),
-        dry_run=settings.remediation.dry_run,
-        cooldown_s=settings.remediation.cooldown,
-        min_healthy_nodes=settings.remediation.min_healthy_nodes,
-        verify_timeout_s=settings.remediation.verify_timeout,
-    )
+    database = open_database(settings.store.url)
+    driver = ReferenceFleetDriver(settings.remediation.fleet_url, admin_token=token)
+    try:
+        yield RemediationEngine(
+            driver,
+            DecisionLog(database),
+            RemediationPolicy(rules=()),
+            dry_run=settings.remediation.dry_run,
+            cooldown_s=settings.remediation.cooldown,
+            min_healthy_nodes=settings.remediation.min_healthy_nodes,
+            verify_timeout_s=settings.remediation.verify_timeout,
+        )
+    finally:
+        driver.close()
+        database.dispose()
+
+
+def _actor() -> str:
+    """`cli:<user>` for the audit trail; the uid where the system has no name for it."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return f"cli:uid-{os.getuid()}"
 
 
 def decision_json(decision: Decision) -> dict[str, object]:
@@ -82,15 +101,15 @@ def _act(
     action: str, node: str, config: Path | None, dry_run: bool, as_json: bool, reason: str
 ) -> None:
     settings = load_settings(config)
-    engine = _engine(settings)
     try:
-        decision = engine.execute(
-            action,
-            node,
-            actor=f"cli:{getpass.getuser()}",
-            reason=reason,
-            dry_run=True if dry_run else None,
-        )
+        with _engine(settings) as engine:
+            decision = engine.execute(
+                action,
+                node,
+                actor=_actor(),
+                reason=reason,
+                dry_run=True if dry_run else None,
+            )
     except UnknownNodeError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from None
