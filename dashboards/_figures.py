@@ -48,7 +48,8 @@ def chart_figure(kind: ChartKind, lines: Sequence[ChartSeries]) -> go.Figure:
         title={"text": look.title, "font": {"size": 14}, "x": 0.01},
         height=260,
         margin={"l": 50, "r": 10, "t": 36, "b": 30},
-        legend={"orientation": "h", "y": -0.18},
+        # Anchored by its top, below the date line Plotly writes under the time ticks.
+        legend={"orientation": "h", "y": -0.22, "yanchor": "top"},
         template="plotly_white",
         uirevision=str(kind),
         yaxis={"title": {"text": look.y_title}, "tickformat": look.y_tick_format},

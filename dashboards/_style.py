@@ -26,7 +26,9 @@ table.data-table { width: 100%; border-collapse: collapse; }
 .data-table th { text-align: left; font-weight: 600; color: #5b6475;
                  border-bottom: 2px solid #d8dbe2; padding: 6px 8px; white-space: nowrap; }
 .data-table td { border-bottom: 1px solid #eceef2; padding: 6px 8px;
-                 font-variant-numeric: tabular-nums; }
+                 font-variant-numeric: tabular-nums; white-space: nowrap; }
+.data-table td[data-column="summary"], .data-table td[data-column="reason"],
+.data-table td.message { white-space: normal; }
 .data-table td.message { color: #5b6475; font-style: italic; text-align: center; }
 .data-table tr.row-down td { background: #fdecee; }
 .up-up { color: #1b7f3b; font-weight: 600; }

@@ -28,8 +28,8 @@ from remediation import (
 )
 
 REPOSITORY = Path(__file__).resolve().parents[2]
-FIXTURES = REPOSITORY.parent / "shared" / "fixtures"
-"""`../shared/fixtures` beside the checkout, as every developer and CI run has it."""
+FIXTURES = REPOSITORY / "tests" / "alerting" / "fixtures"
+"""The Alertmanager 0.25 webhook capture, copied from `../shared/fixtures` into the repository."""
 ALERTMANAGER_WEBHOOK = FIXTURES / "alertmanager-0.25-webhook.json"
 EXAMPLE_POLICY = REPOSITORY / "remediation" / "examples" / "drain-unhealthy-node.yaml"
 ADMIN_TOKEN = "test-admin-token"

@@ -1,0 +1,369 @@
+"""The dashboard in a real browser (Chromium, through Playwright) over a store of real data.
+
+Three simulated nodes are real Prometheus exporters (`exporters.RequestMetrics` and
+`exporters.GpuCollector` over `SimulatedGpuBackend`, each on its own HTTP server) with
+request outcomes recorded by the test; the real `collectors.Scraper` scrapes them into a
+SQLite store, the real `AlertEngine` evaluates the shipped node-health rules over it, a
+remediation decision goes into the real `DecisionLog`, and SLO status is recorded as the
+control plane records it. Then the page, served by `DashboardServer`, must show exactly
+that, with no error in the browser console.
+
+The scrapes are stamped 5 s apart by the scraper's clock, and the dashboard's clock is
+pinned to the last one, so every number on the page is known:
+
+- node-0: 10 requests per interval, all 200, 0.4 s each; 2 queued; KV cache 25 %.
+- node-1: 6 requests answered 200 (1.2 s each) and 4 answered 500 per interval: 40 % errors.
+- node-2: 5 requests per interval; its exporter is stopped before the last scrape: down.
+
+Over the 30 s `rate()` window, five samples 5 s apart ending at "now" read as Prometheus
+extrapolates them: the increase over the 20 s sampled, stretched by half an interval at the
+start, over 30 s: 40 * 22.5 / 20 / 30 = 1.50 requests/s for node-0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prometheus_client import CollectorRegistry, start_http_server
+
+from alerting import AlertEngine, AlertState, AlertStore
+from collectors import SampleStore, Scraper, ScrapeTarget, StoreSource, open_database
+from dashboards import DashboardData, DashboardServer, ElementId, create_app
+from exporters import GpuCollector, RequestMetrics, RequestOutcome, SimulatedGpuBackend
+from inferops import slo_status_samples
+from remediation import DecisionLog, Outcome
+from slo import (
+    RatioSli,
+    SloEvaluator,
+    SloSpec,
+    load_alerting_rules,
+    load_burn_rate_windows,
+)
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason=f"no Chromium at {CHROMIUM}"),
+]
+
+sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
+
+NODE_ALERTS = Path(__file__).parents[2] / "inferops" / "defaults" / "node-alerts.yaml"
+SCRAPE_INTERVAL_S = 5
+SCRAPES = 5
+PAGE_TIMEOUT_MS = 60_000
+MODEL = "inferops-tiny"
+
+
+@dataclass
+class FakeNode:
+    """One node's exporters on a real HTTP server, with outcomes the test records."""
+
+    name: str
+    metrics: RequestMetrics
+    gpu: SimulatedGpuBackend
+    collector: GpuCollector
+    server: Any
+    thread: Any
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_port}/metrics"
+
+    def stop(self) -> None:
+        if self.thread is None:
+            return
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(5)
+        self.thread = None
+        self.collector.close()
+
+
+def start_node(name: str, *, busy: float) -> FakeNode:
+    registry = CollectorRegistry()
+    metrics = RequestMetrics(registry, model_name=MODEL)
+    gpu = SimulatedGpuBackend(gpus=1, hostname=name)
+    gpu.record_work(busy, 0.5)
+    collector = GpuCollector(gpu, hostname=name)
+    registry.register(collector)
+    server, thread = start_http_server(0, addr="127.0.0.1", registry=registry)
+    return FakeNode(name, metrics, gpu, collector, server, thread)
+
+
+def ok(e2e_s: float) -> RequestOutcome:
+    return RequestOutcome(
+        handler="/v1/completions",
+        method="POST",
+        status_code=200,
+        e2e_latency_s=e2e_s,
+        time_to_first_token_s=0.05,
+        queue_time_s=0.01,
+        prompt_tokens=12,
+        generation_tokens=16,
+        finished_reason="length",
+        inter_token_latencies_s=(0.04, 0.05),
+    )
+
+
+SERVER_ERROR = RequestOutcome(handler="/v1/completions", method="POST", status_code=500)
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What the store holds once the fixture is done: the dashboard's "now" and what the
+    control plane's own components concluded (to compare the page with)."""
+
+    now_s: float
+    url: str
+    slo_sli: float
+    slo_budget: float
+
+
+@pytest.fixture
+def dashboard(tmp_path: Path) -> Iterator[Recorded]:
+    nodes = [start_node(f"node-{i}", busy=b) for i, b in enumerate((0.6, 0.3, 0.2))]
+    database = open_database(f"sqlite:///{tmp_path / 'inferops.db'}")
+    server: DashboardServer | None = None
+    try:
+        now_s = float(math.floor(time.time()))
+        store = SampleStore(database)
+        targets = {
+            node.name: ScrapeTarget(
+                job="nodes",
+                url=node.url,
+                labels={"node": node.name},
+                interval_s=SCRAPE_INTERVAL_S,
+                timeout_s=2.0,
+            )
+            for node in nodes
+        }
+        clock = [0.0]
+        scraper = Scraper(list(targets.values()), store, clock=lambda: clock[0])
+        node0, node1, node2 = nodes
+        node0.metrics.set_waiting(2)
+        node0.metrics.set_kv_cache_usage(0.25)
+        node1.metrics.set_kv_cache_usage(0.5)
+        for round_ in range(SCRAPES):
+            for _ in range(10):
+                node0.metrics.record(ok(0.4))
+            for _ in range(6):
+                node1.metrics.record(ok(1.2))
+            for _ in range(4):
+                node1.metrics.record(SERVER_ERROR)
+            for _ in range(5):
+                node2.metrics.record(ok(0.4))
+            if round_ == SCRAPES - 1:
+                node2.stop()  # the last scrape finds node-2 gone
+            clock[0] = now_s - SCRAPE_INTERVAL_S * (SCRAPES - 1 - round_)
+            results = asyncio.run(_scrape_all(scraper, list(targets.values())))
+            expected_up = {n.name: not (n is node2 and round_ == SCRAPES - 1) for n in nodes}
+            assert {name: r.up for name, r in zip(targets, results, strict=True)} == expected_up
+
+        source = StoreSource(store)
+        alert_store = AlertStore(database)
+        engine = AlertEngine(source, alert_store, load_alerting_rules(NODE_ALERTS))
+        for at_s in (now_s - 5, now_s):  # pending, then firing after `for: 2s`
+            engine.evaluate(at_s)
+        firing = {
+            (a.labels["alertname"], a.labels.get("node")): a
+            for a in alert_store.active()
+            if a.state == AlertState.FIRING
+        }
+        assert ("NodeHighErrorRate", "node-1") in firing, firing
+        alert = firing[("NodeHighErrorRate", "node-1")]
+        DecisionLog(database).record(
+            action="drain",
+            node="node-1",
+            outcome=Outcome.SUCCEEDED,
+            reason="NodeHighErrorRate fired on node-1; drained",
+            actor="remediation-engine",
+            started_at_s=now_s,
+            finished_at_s=now_s,
+            alertname="NodeHighErrorRate",
+            alert_fingerprint=alert.fingerprint,
+        )
+
+        spec = SloSpec(
+            name="nodes-availability",
+            objective=0.99,
+            sli=RatioSli(
+                bad='http_requests_total{job="nodes",status="5xx"}',
+                total='http_requests_total{job="nodes"}',
+            ),
+            window_s=3600.0,
+        )
+        status = SloEvaluator(source).evaluate(spec, now_s, load_burn_rate_windows("demo-v1"))
+        assert status.sli_value is not None and status.error_budget_remaining is not None
+        store.append(slo_status_samples([status], now_s))
+
+        data = DashboardData(
+            StoreSource(store),
+            AlertStore(database),
+            DecisionLog(database),
+            clock=lambda: now_s,
+        )
+        server = DashboardServer(create_app(data, refresh_s=1), port=0)
+        server.start()
+        yield Recorded(now_s, server.url, status.sli_value, status.error_budget_remaining)
+    finally:
+        if server is not None:
+            server.stop()
+        for node in nodes:
+            node.stop()
+        database.dispose()
+
+
+async def _scrape_all(scraper: Scraper, targets: list[ScrapeTarget]) -> list[Any]:
+    return [await scraper.scrape_once(target) for target in targets]
+
+
+def cells(page: Any, table: ElementId, key: str) -> dict[str, str]:
+    """One table row as {data-column: text}."""
+    row = page.locator(f'#{table} tr[data-key="{key}"]')
+    return {
+        cell.get_attribute("data-column"): cell.inner_text().strip()
+        for cell in row.locator("td").all()
+    }
+
+
+def test_the_page_shows_the_recorded_fleet_slos_alerts_and_remediations(
+    dashboard: Recorded,
+) -> None:
+    console_errors: list[str] = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
+        )
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.set_default_timeout(PAGE_TIMEOUT_MS)
+            page.on(
+                "console",
+                lambda message: (
+                    console_errors.append(message.text) if message.type == "error" else None
+                ),
+            )
+            page.on("pageerror", lambda error: console_errors.append(f"pageerror: {error}"))
+            page.goto(dashboard.url)
+
+            for table, key in (
+                (ElementId.FLEET_TABLE, "node-2"),
+                (ElementId.SLO_TABLE, "nodes-availability"),
+                (ElementId.ALERTS_TABLE, ""),
+                (ElementId.REMEDIATIONS_TABLE, ""),
+            ):
+                row = f'tr[data-key="{key}"]' if key else "tr[data-key]"
+                page.wait_for_selector(f"#{table} {row}")
+            page.wait_for_selector(
+                f"#{ElementId.REQUESTS_CHART} .scatterlayer .trace", state="attached"
+            )
+
+            # Fleet: one row per node, in order, with the numbers recorded.
+            keys = page.locator(f"#{ElementId.FLEET_TABLE} tbody tr").evaluate_all(
+                "rows => rows.map(row => row.dataset.key)"
+            )
+            assert keys == ["node-0", "node-1", "node-2"]
+            node0 = cells(page, ElementId.FLEET_TABLE, "node-0")
+            node1 = cells(page, ElementId.FLEET_TABLE, "node-1")
+            node2 = cells(page, ElementId.FLEET_TABLE, "node-2")
+            assert node0["up"] == "up" and node1["up"] == "up"
+            assert node0["requests_per_s"] == "1.50"
+            assert node1["requests_per_s"] == "1.50"
+            assert node0["error_ratio"] == "0.0 %"
+            assert node1["error_ratio"] == "40.0 %"
+            assert node0["p50_s"] == "400 ms" and node0["p99_s"] == "498 ms"
+            assert node1["p50_s"] == "1.25 s"
+            assert re.fullmatch(r"1\.\d\d s", node1["p99_s"]), node1
+            assert node0["queue"] == "2" and node1["queue"] == "0"
+            assert node0["kv_usage"] == "25 %" and node1["kv_usage"] == "50 %"
+            for row in (node0, node1):
+                assert re.fullmatch(r"\d+ %", row["gpu_util_percent"]), row
+            assert node2["up"] == "down"
+            assert node2["gpu_util_percent"] == "\N{EN DASH}"  # stale: no current value
+            down_class = page.locator(f'#{ElementId.FLEET_TABLE} tr[data-key="node-2"]')
+            assert "row-down" in (down_class.get_attribute("class") or "")
+            error_cell = page.locator(
+                f'#{ElementId.FLEET_TABLE} tr[data-key="node-1"] td[data-column="error_ratio"]'
+            )
+            assert "bad" in (error_cell.get_attribute("class") or "")
+
+            # SLOs: the status the control plane recorded.
+            slo = cells(page, ElementId.SLO_TABLE, "nodes-availability")
+            assert slo["slo"] == "nodes-availability"
+            assert slo["objective_ratio"] == "99.0 %"
+            assert slo["sli_ratio"] == f"{dashboard.slo_sli * 100:.3f} %"
+            assert slo["error_budget_remaining_ratio"] == f"{dashboard.slo_budget * 100:.1f} %"
+            assert re.search(r"\d+[smh]: \d+\.\d\d\N{MULTIPLICATION SIGN}", slo["burn_rates"])
+
+            # Alerts: the error-rate alert the engine fired for node-1, firing.
+            alert_rows = page.locator(f"#{ElementId.ALERTS_TABLE} tbody tr").all()
+            alerts = [
+                {
+                    cell.get_attribute("data-column"): cell.inner_text().strip()
+                    for cell in row.locator("td").all()
+                }
+                for row in alert_rows
+            ]
+            error_alerts = [a for a in alerts if a.get("alertname") == "NodeHighErrorRate"]
+            assert len(error_alerts) == 1, alerts
+            [error_alert] = error_alerts
+            assert error_alert["state"] == "firing"
+            assert error_alert["node"] == "node-1"
+            assert error_alert["severity"] == "page"
+            assert error_alert["summary"] == "Node node-1 fails 40% of its requests", error_alert
+            assert error_alert["resolved_at_s"] == "\N{EN DASH}"
+
+            # Remediations: the decision taken on that alert.
+            [decision_row] = page.locator(f"#{ElementId.REMEDIATIONS_TABLE} tbody tr").all()
+            decision = {
+                cell.get_attribute("data-column"): cell.inner_text().strip()
+                for cell in decision_row.locator("td").all()
+            }
+            assert decision["action"] == "drain"
+            assert decision["node"] == "node-1"
+            assert decision["outcome"] == "succeeded"
+            assert decision["alertname"] == "NodeHighErrorRate"
+            assert decision["actor"] == "remediation-engine"
+
+            # Charts: Plotly drew an SVG with one line per node that has traffic.
+            for chart in (
+                ElementId.REQUESTS_CHART,
+                ElementId.LATENCY_CHART,
+                ElementId.ERRORS_CHART,
+                ElementId.GPU_CHART,
+            ):
+                page.wait_for_selector(f"#{chart} .main-svg")
+                page.wait_for_selector(f"#{chart} .scatterlayer .trace", state="attached")
+                drawn = page.locator(f"#{chart} .scatterlayer .trace path.js-line").evaluate_all(
+                    "paths => paths.map(path => path.getAttribute('d') || '')"
+                )
+                figure = page.evaluate(
+                    "id => document.querySelector(`#${id} .js-plotly-plot`).data"
+                    ".map(t => [t.name, t.x.length, t.y.filter(v => v !== null).length])",
+                    str(chart),
+                )
+                assert any(d.count("L") >= 1 for d in drawn), (chart, drawn, figure)
+            legend = page.locator(f"#{ElementId.REQUESTS_CHART} .legendtext").all_text_contents()
+            assert {"node-0", "node-1", "node-2"} <= set(legend), legend
+            errors_legend = page.locator(
+                f"#{ElementId.ERRORS_CHART} .legendtext"
+            ).all_text_contents()
+            assert "node-1" in errors_legend, errors_legend
+
+            assert page.locator(f"#{ElementId.LAST_UPDATED}").inner_text().startswith("updated")
+            page.wait_for_timeout(2_500)  # a few more refreshes, for late console errors
+        finally:
+            browser.close()
+    assert console_errors == []
