@@ -10,6 +10,10 @@ series `up`, `scrape_duration_seconds`, `scrape_samples_scraped`.
 A failed scrape (connection error, timeout, non-200 status, body or sample limit, parse error)
 writes `up` 0 and a staleness marker for every series of the last successful scrape. Samples
 that carry their own timestamp are left out of staleness tracking, as in Prometheus.
+
+This module runs the loop and a scrape's steps; the target and result types live in
+`_scrape_target`, the HTTP request in `_scrape_http`, and the batch building (labels,
+staleness markers) in `_scrape_batch`.
 """
 
 from __future__ import annotations
@@ -18,20 +22,18 @@ import asyncio
 import contextlib
 import logging
 import math
-import re
 import time
 import zlib
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from types import MappingProxyType
 from typing import Protocol
-from urllib.parse import urlsplit
 
 import httpx
 
-from ._exceptions import ExpositionError
-from ._exposition import RawSample, SampleLimitExceeded, parse_raw_samples
 from ._sample import ScrapedSample
+from ._scrape_batch import SeriesKey, build_batch, stale_markers
+from ._scrape_http import fetch, new_client
+from ._scrape_target import ScrapeFailed, ScrapeResult, ScrapeTarget
 
 __all__ = ["SampleSink", "ScrapeResult", "ScrapeTarget", "Scraper"]
 
@@ -40,102 +42,11 @@ logger = logging.getLogger("inferops.collectors.scraper")
 DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
 DEFAULT_MAX_SAMPLES = 200_000
 
-_ACCEPT = "text/plain;version=0.0.4;q=1,*/*;q=0.1"
-_USER_AGENT = "inferops-scraper/0.1"
-_LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
-_EXPORTED_PREFIX = "exported_"
-_NAN = math.nan
-
-SeriesKey = tuple[str, frozenset[tuple[str, str]]]
-
 
 class SampleSink(Protocol):
     """Where scraped samples go: `collectors.SampleStore`, or anything with a blocking `append`."""
 
     def append(self, samples: Sequence[ScrapedSample]) -> None: ...
-
-
-@dataclass(frozen=True)
-class ScrapeTarget:
-    """One endpoint to scrape. `labels` are static target labels, added to every sample.
-
-    `job` and `instance` (host:port of `url`) are added as Prometheus adds them; a `job` or
-    `instance` key in `labels` takes precedence, as a static config's labels do in Prometheus.
-    """
-
-    job: str
-    url: str
-    labels: Mapping[str, str]
-    interval_s: float
-    timeout_s: float
-
-    def __post_init__(self) -> None:
-        if not self.job:
-            raise ValueError("a scrape target needs a job name")
-        parts = urlsplit(self.url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(
-                f"scrape target URL must be http(s)://host[:port]/path, got {self.url!r}"
-            )
-        if not (self.interval_s > 0 and math.isfinite(self.interval_s)):
-            raise ValueError(
-                f"interval_s must be a positive number of seconds, got {self.interval_s!r}"
-            )
-        if not (self.timeout_s > 0 and math.isfinite(self.timeout_s)):
-            raise ValueError(
-                f"timeout_s must be a positive number of seconds, got {self.timeout_s!r}"
-            )
-        labels = dict(self.labels)
-        for name, value in labels.items():
-            if not isinstance(name, str) or _LABEL_NAME.fullmatch(name) is None:
-                raise ValueError(f"invalid target label name {name!r} for {self.url}")
-            if name.startswith("__"):
-                raise ValueError(
-                    f"target label {name!r} for {self.url}: names starting with '__' are reserved"
-                )
-            if not isinstance(value, str):
-                raise ValueError(
-                    f"target label {name!r} for {self.url}: value must be a string, got {value!r}"
-                )
-        object.__setattr__(self, "labels", MappingProxyType(labels))
-
-    def __hash__(self) -> int:
-        return hash(
-            (self.job, self.url, frozenset(self.labels.items()), self.interval_s, self.timeout_s)
-        )
-
-    @property
-    def instance(self) -> str:
-        """host:port of the URL (as written there; no default port is added)."""
-        return urlsplit(self.url).netloc.rpartition("@")[2]
-
-    def target_labels(self) -> dict[str, str]:
-        """The labels every sample of this target gets: job, instance and the static labels."""
-        labels = {"instance": self.instance, "job": self.job}
-        labels.update(self.labels)
-        return {name: value for name, value in sorted(labels.items()) if value}
-
-
-@dataclass(frozen=True)
-class ScrapeResult:
-    """What one scrape of one target did. `error` says why when `up` is False.
-
-    `samples_scraped` counts the samples in the body; 0 when it could not be read, and
-    `max_samples + 1` when the sample limit stopped parsing there.
-    """
-
-    target: ScrapeTarget
-    up: bool
-    duration_s: float
-    samples_scraped: int
-    error: str | None
-    timestamp_s: float
-
-
-class _ScrapeFailed(Exception):
-    def __init__(self, message: str, *, samples_scraped: int = 0) -> None:
-        super().__init__(message)
-        self.samples_scraped = samples_scraped
 
 
 @dataclass
@@ -222,7 +133,7 @@ class Scraper:
         async with state.lock:
             timestamp = self._clock()
             target_labels = target.target_labels()
-            failure: _ScrapeFailed | None = None
+            failure: ScrapeFailed | None = None
             body, content_type = b"", ""
             # Outside run(), a one-off client (its setup is not part of the scrape's duration).
             client = self._client
@@ -231,8 +142,8 @@ class Scraper:
             ) as client:
                 started = time.perf_counter()
                 try:
-                    body, content_type = await self._fetch(client, target)
-                except _ScrapeFailed as exc:
+                    body, content_type = await fetch(client, target, self._max_body_bytes)
+                except ScrapeFailed as exc:
                     failure = exc
                 duration = time.perf_counter() - started
             series: dict[SeriesKey, tuple[str, dict[str, str]]] = {}
@@ -241,20 +152,21 @@ class Scraper:
             if failure is None:
                 try:
                     batch, series, samples_scraped = await asyncio.to_thread(
-                        self._build_batch,
+                        build_batch,
                         body,
                         content_type,
                         timestamp,
                         target_labels,
                         state.series,
+                        self._max_samples,
                     )
-                except _ScrapeFailed as exc:
+                except ScrapeFailed as exc:
                     failure = exc
             error: str | None = None
             if failure is not None:
                 error = str(failure)
                 samples_scraped = failure.samples_scraped
-                batch = _stale_markers(state.series.values(), timestamp)
+                batch = stale_markers(state.series.values(), timestamp)
             up = error is None
             batch.extend(
                 [
@@ -280,93 +192,7 @@ class Scraper:
     # -- internals -----------------------------------------------------------------------
 
     def _new_client(self) -> httpx.AsyncClient:
-        return httpx.AsyncClient(
-            headers={"Accept": _ACCEPT, "User-Agent": _USER_AGENT},
-            follow_redirects=True,
-            trust_env=False,
-            limits=httpx.Limits(max_connections=max(10, len(self._targets))),
-        )
-
-    async def _fetch(self, client: httpx.AsyncClient, target: ScrapeTarget) -> tuple[bytes, str]:
-        limit = self._max_body_bytes
-        headers = {"X-Prometheus-Scrape-Timeout-Seconds": f"{target.timeout_s:g}"}
-        try:
-            async with asyncio.timeout(target.timeout_s):
-                async with client.stream(
-                    "GET", target.url, headers=headers, timeout=target.timeout_s
-                ) as response:
-                    if response.status_code != 200:
-                        raise _ScrapeFailed(
-                            f"server returned HTTP status {response.status_code} "
-                            f"{response.reason_phrase}".rstrip()
-                        )
-                    # A declared length over the limit fails early; compressed bodies are
-                    # measured as they are decoded (the limit is on the uncompressed size).
-                    declared = response.headers.get("content-length", "")
-                    encoded = response.headers.get("content-encoding", "identity") != "identity"
-                    if not encoded and declared.isdigit() and int(declared) > limit:
-                        raise _ScrapeFailed(_body_limit_message(limit, declared=int(declared)))
-                    chunks: list[bytes] = []
-                    size = 0
-                    async for chunk in response.aiter_bytes():
-                        size += len(chunk)
-                        if size > limit:
-                            raise _ScrapeFailed(_body_limit_message(limit))
-                        chunks.append(chunk)
-                    return b"".join(chunks), response.headers.get("content-type", "")
-        except TimeoutError:
-            raise _ScrapeFailed(f"scrape timed out after {target.timeout_s:g}s") from None
-        except httpx.TimeoutException:
-            raise _ScrapeFailed(f"scrape timed out after {target.timeout_s:g}s") from None
-        except httpx.HTTPError as exc:
-            raise _ScrapeFailed(_describe(exc)) from None
-        except OSError as exc:
-            raise _ScrapeFailed(_describe(exc)) from None
-
-    def _build_batch(
-        self,
-        body: bytes,
-        content_type: str,
-        timestamp: float,
-        target_labels: dict[str, str],
-        previous: Mapping[SeriesKey, tuple[str, dict[str, str]]],
-    ) -> tuple[list[ScrapedSample], dict[SeriesKey, tuple[str, dict[str, str]]], int]:
-        """Parse and label one body (in a worker thread): the batch, its series, its size."""
-        raw = _parse_body(body, content_type, self._max_samples)
-        target_names = frozenset(target_labels)
-        batch: list[ScrapedSample] = []
-        append = batch.append
-        series: dict[SeriesKey, tuple[str, dict[str, str]]] = {}
-        timestamped: set[tuple[SeriesKey, float]] = set()
-        duplicates = 0
-        for name, labels, value, ts in raw:
-            if target_names.isdisjoint(labels) and "" not in labels.values():
-                labels.update(target_labels)
-            else:
-                labels = _merge_labels(labels, target_labels)
-            key: SeriesKey = (name, frozenset(labels.items()))
-            if ts is None:
-                if key in series:
-                    duplicates += 1
-                    continue
-                series[key] = (name, labels)
-                append(ScrapedSample(name, labels, value, timestamp))
-            else:
-                if (key, ts) in timestamped:
-                    duplicates += 1
-                    continue
-                timestamped.add((key, ts))
-                append(ScrapedSample(name, labels, value, ts))
-        if duplicates:
-            logger.debug(
-                "dropped %d duplicate samples (the first of each series was kept)", duplicates
-            )
-        batch.extend(
-            _stale_markers(
-                (entry for key, entry in previous.items() if key not in series), timestamp
-            )
-        )
-        return batch, series, len(raw)
+        return new_client(len(self._targets))
 
     async def _scrape_forever(self, target: ScrapeTarget) -> None:
         loop = asyncio.get_running_loop()
@@ -406,70 +232,8 @@ class Scraper:
         state.up = result.up
 
 
-def _parse_body(body: bytes, content_type: str, max_samples: int) -> list[RawSample]:
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = body.count(b"\n", 0, exc.start) + 1
-        raise _ScrapeFailed(f"invalid exposition: line {line}: invalid UTF-8") from None
-    media_type = content_type.partition(";")[0].strip().lower()
-    openmetrics: bool | None = None
-    if media_type == "application/openmetrics-text":
-        openmetrics = True
-    elif media_type == "text/plain":
-        openmetrics = False
-    try:
-        return parse_raw_samples(text, openmetrics=openmetrics, limit=max_samples)
-    except SampleLimitExceeded as exc:
-        raise _ScrapeFailed(
-            f"sample limit exceeded: more than {max_samples} samples (max_samples)",
-            samples_scraped=exc.limit + 1,
-        ) from None
-    except ExpositionError as exc:
-        raise _ScrapeFailed(f"invalid exposition: {exc}") from None
-
-
-def _merge_labels(scraped: dict[str, str], target_labels: Mapping[str, str]) -> dict[str, str]:
-    """Prometheus's honor_labels=false: target labels win, clashing scraped ones are renamed.
-
-    Empty values count as absent (and are dropped); `target_labels` is sorted by name, and
-    clashes are renamed shortest name first, adding `exported_` until the name is free.
-    """
-    labels = {name: value for name, value in scraped.items() if value}
-    clashes: list[tuple[str, str]] = []
-    for name, value in target_labels.items():
-        existing = labels.get(name)
-        if existing:
-            clashes.append((name, existing))
-        labels[name] = value
-    clashes.sort(key=lambda clash: len(clash[0]))
-    for name, value in clashes:
-        new_name = name
-        while True:
-            new_name = _EXPORTED_PREFIX + new_name
-            if not labels.get(new_name):
-                labels[new_name] = value
-                break
-    return labels
-
-
-def _stale_markers(
-    series: Iterable[tuple[str, dict[str, str]]], timestamp: float
-) -> list[ScrapedSample]:
-    return [ScrapedSample(name, labels, _NAN, timestamp, stale=True) for name, labels in series]
-
-
 def _offset(target: ScrapeTarget) -> float:
     """A stable offset in [0, interval) so that targets do not all scrape at once."""
     seed = f"{target.job}\x00{target.url}\x00{sorted(target.labels.items())}"
     return zlib.crc32(seed.encode()) / 2**32 * target.interval_s
 
-
-def _body_limit_message(limit: int, *, declared: int | None = None) -> str:
-    detail = f" (Content-Length {declared})" if declared is not None else ""
-    return f"body size limit exceeded: more than {limit} bytes (max_body_bytes){detail}"
-
-
-def _describe(exc: BaseException) -> str:
-    text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
