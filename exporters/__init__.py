@@ -2,11 +2,14 @@
 
 Measuring is kept apart from exporting: a `GpuBackend` (real NVML or a simulation driven by
 the node's engine) produces `GpuSample`s; `GpuCollector` turns them into dcgm-exporter-named
-families at scrape time; `RequestMetrics` records requests under vLLM's metric names. Always
+families at scrape time (or, several times faster, `GpuExposition` / `GpuCollector.exposition()`
+write the same text directly); `RequestMetrics` records requests under vLLM's metric names. Always
 on an explicit `CollectorRegistry`, never the global one.
 """
 
 from ._exceptions import ExporterConfigError, ExporterError, GpuBackendUnavailable
+from ._exposition_gpu import CONTENT_TYPE, GpuExposition, render_gpu_exposition
+from ._exposition_gpu_fields import HEALTH_REASONS, gpu_health
 from ._gpu_collector import GpuCollector
 from ._gpu_sample import GpuBackend, GpuSample
 from ._gpu_specs import GPU_SPECS, GpuSpec
@@ -17,19 +20,24 @@ from ._server import GpuExporterHandle, serve_gpu_exporter
 from ._sim_gpu import SimulatedGpuBackend
 
 __all__ = [
+    "CONTENT_TYPE",
     "GPU_SPECS",
+    "HEALTH_REASONS",
     "ExporterConfigError",
     "ExporterError",
     "GpuBackend",
     "GpuBackendUnavailable",
     "GpuCollector",
     "GpuExporterHandle",
+    "GpuExposition",
     "GpuSample",
     "GpuSpec",
     "NvmlGpuBackend",
     "RequestMetrics",
     "RequestOutcome",
     "SimulatedGpuBackend",
+    "gpu_health",
+    "render_gpu_exposition",
     "select_gpu_backend",
     "serve_gpu_exporter",
 ]

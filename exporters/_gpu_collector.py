@@ -1,36 +1,53 @@
 """GPU samples as dcgm-exporter-named Prometheus metric families, built at scrape time.
 
-Names, types and help texts follow dcgm-exporter's `etc/default-counters.csv` (the ECC
-volatile totals are the commented-out rows of that file, enabled); labels are the ones
-dcgm-exporter puts on every GPU series: `gpu`, `UUID`, `pci_bus_id`, `device` (`nvidia<N>`),
-`modelName`, `Hostname`. Beside them, InferOps' own families:
+The families (names, help texts, types, labels, skip rules) are the table in
+`_exposition_gpu_fields`; see there. Beside the DCGM ones, InferOps' own families:
 
+- `inferops_gpu_xid_errors_total{gpu,UUID,xid}`: XID errors since start, by code;
+- `inferops_gpu_health{gpu,UUID,reason}`: 1 healthy (`reason="none"`), 0 with the reason
+  (`xid`, `ecc_dbe`, `thermal`), one series per GPU;
 - `inferops_gpu_backend_info{backend="sim"|"nvml"} 1`: simulated GPUs never pass for real ones;
 - `inferops_gpu_backend_up` 1 when the last sample succeeded, 0 when the backend raised;
 - `inferops_gpu_sample_errors_total`: samples that raised (the scrape still answers);
-- `inferops_gpu_field_errors_total{field}`: fields a backend could not read (NVML errors);
-- `inferops_gpu_xid_errors_total{gpu,UUID,xid}`: XID errors since start, by code.
+- `inferops_gpu_field_errors_total{field}`: fields a backend could not read (NVML errors).
 
-A field listed in a sample's `errors` is left out (its value is unknown, not 0), as
-dcgm-exporter leaves out blank fields.
+Two ways to write them out: register the collector on a `CollectorRegistry` (prometheus_client's
+generic path), or call `exposition()` for the same text written directly (several times faster;
+what `serve_gpu_exporter` serves).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from ._exposition_gpu import GpuExposition
+from ._exposition_gpu_fields import (
+    BACKEND_INFO_HELP,
+    BACKEND_INFO_NAME,
+    BACKEND_UP_HELP,
+    BACKEND_UP_NAME,
+    FIELD_ERRORS_HELP,
+    FIELD_ERRORS_NAME,
+    FIELDS,
+    HEALTH_HELP,
+    HEALTH_NAME,
+    LABELS,
+    SAMPLE_ERRORS_HELP,
+    SAMPLE_ERRORS_NAME,
+    XID_TOTAL_HELP,
+    XID_TOTAL_NAME,
+    field_value,
+    gpu_health,
+)
 from ._gpu_sample import GpuBackend, GpuSample
 
 logger = logging.getLogger("exporters.gpu")
-
-MIB = 1024 * 1024
-LABELS = ("gpu", "UUID", "pci_bus_id", "device", "modelName", "Hostname")
 
 
 class _ExactCounterName(str):
@@ -49,47 +66,8 @@ class _ExactCounterName(str):
         return str(self).__add__(other)
 
 
-def _dcgm_counter(name: str, documentation: str) -> Metric:
-    return Metric(_ExactCounterName(name), documentation, "counter")
-
-
-@dataclass(frozen=True)
-class _Field:
-    name: str
-    documentation: str
-    kind: str  # "gauge" | "counter"
-    source: str  # the GpuSample field whose error hides this series
-    value: Callable[[GpuSample], float]
-    also_needs: tuple[str, ...] = ()
-
-
-FIELDS: tuple[_Field, ...] = (
-    _Field("DCGM_FI_DEV_SM_CLOCK", "SM clock frequency (in MHz).", "gauge",
-           "sm_clock_mhz", lambda s: s.sm_clock_mhz),
-    _Field("DCGM_FI_DEV_MEM_CLOCK", "Memory clock frequency (in MHz).", "gauge",
-           "memory_clock_mhz", lambda s: s.memory_clock_mhz),
-    _Field("DCGM_FI_DEV_GPU_TEMP", "GPU temperature (in C).", "gauge",
-           "temperature_celsius", lambda s: s.temperature_celsius),
-    _Field("DCGM_FI_DEV_POWER_USAGE", "Power draw (in W).", "gauge",
-           "power_watts", lambda s: s.power_watts),
-    _Field("DCGM_FI_DEV_GPU_UTIL", "GPU utilization (in %).", "gauge",
-           "utilization_percent", lambda s: s.utilization_percent),
-    _Field("DCGM_FI_DEV_XID_ERRORS", "Value of the last XID error encountered.", "gauge",
-           "xid_last", lambda s: s.xid_last),
-    _Field("DCGM_FI_DEV_FB_FREE", "Framebuffer memory free (in MiB).", "gauge",
-           "memory_used_bytes",
-           lambda s: (s.memory_total_bytes - s.memory_used_bytes) // MIB,
-           also_needs=("memory_total_bytes",)),
-    _Field("DCGM_FI_DEV_FB_USED", "Framebuffer memory used (in MiB).", "gauge",
-           "memory_used_bytes", lambda s: s.memory_used_bytes // MIB),
-    _Field("DCGM_FI_DEV_ECC_SBE_VOL_TOTAL", "Total number of single-bit volatile ECC errors.",
-           "counter", "ecc_sbe_volatile_total", lambda s: s.ecc_sbe_volatile_total),
-    _Field("DCGM_FI_DEV_ECC_DBE_VOL_TOTAL", "Total number of double-bit volatile ECC errors.",
-           "counter", "ecc_dbe_volatile_total", lambda s: s.ecc_dbe_volatile_total),
-    _Field("DCGM_FI_DEV_CLOCKS_EVENT_REASONS",
-           "Current clock event reasons (bitmask of NVML clocks event reasons).", "gauge",
-           "throttle_reasons", lambda s: s.throttle_reasons),
-)
+def _dcgm_family(name: str, documentation: str, kind: str) -> Metric:
+    return Metric(_ExactCounterName(name) if kind == "counter" else name, documentation, kind)
 
 
 @dataclass(frozen=True)
@@ -121,6 +99,7 @@ class GpuCollector(Collector):
         self._sample_errors = 0
         self._last_error = ""
         self._latest: _Reading = _Reading(samples=[])
+        self._exposition = GpuExposition(hostname)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         if poll_interval_s is not None:
@@ -174,16 +153,26 @@ class GpuCollector(Collector):
         return list(self._families([]))
 
     def collect(self) -> Iterable[Metric]:
+        reading, field_errors, sample_errors = self._snapshot()
+        return list(self._families(reading.samples, field_errors, sample_errors,
+                                   up=reading.samples is not None))
+
+    def exposition(self) -> bytes:
+        """The text `generate_latest` writes for a registry holding only this collector, written
+        directly (see `_exposition_gpu`): what a scrape of this collector answers, fast.
+        Samples the backend first when there is no poller, as `collect()` does."""
+        reading, field_errors, sample_errors = self._snapshot()
+        return self._exposition.render(reading.samples, backend_name=self.backend.name,
+                                       sample_errors=sample_errors, field_errors=field_errors)
+
+    def _snapshot(self) -> tuple[_Reading, dict[str, int], int]:
         if self._thread is None:
             reading = self._read()
         else:
             with self._lock:
                 reading = self._latest
         with self._lock:
-            field_errors = dict(self._field_errors)
-            sample_errors = self._sample_errors
-        return list(self._families(reading.samples, field_errors, sample_errors,
-                                   up=reading.samples is not None))
+            return reading, dict(self._field_errors), self._sample_errors
 
     def _families(
         self,
@@ -194,48 +183,34 @@ class GpuCollector(Collector):
         up: bool = True,
     ) -> Iterator[Metric]:
         samples = samples or []
+        labelled = [(sample, dict(zip(LABELS, self._labels(sample), strict=True)))
+                    for sample in samples]
         for spec in FIELDS:
-            family = (_dcgm_counter(spec.name, spec.documentation) if spec.kind == "counter"
-                      else Metric(spec.name, spec.documentation, "gauge"))
-            for sample in samples:
-                if spec.source in sample.errors or any(n in sample.errors for n in spec.also_needs):
-                    continue
-                family.add_sample(spec.name, dict(zip(LABELS, self._labels(sample), strict=True)),
-                                  float(spec.value(sample)))
+            family = _dcgm_family(spec.name, spec.documentation, spec.kind)
+            for sample, labels in labelled:
+                value = field_value(spec, sample)
+                if value is not None:
+                    family.add_sample(spec.name, labels, float(value))
             yield family
 
-        xids = CounterMetricFamily(
-            "inferops_gpu_xid_errors",
-            "XID errors reported by the GPU since the exporter started, by XID code.",
-            labels=("gpu", "UUID", "xid"),
-        )
+        xids = CounterMetricFamily(XID_TOTAL_NAME, XID_TOTAL_HELP, labels=("gpu", "UUID", "xid"))
         for sample in samples:
             for code, count in sorted(sample.xid_total.items()):
                 xids.add_metric([str(sample.index), sample.uuid, str(code)], count)
         yield xids
 
-        info = GaugeMetricFamily(
-            "inferops_gpu_backend_info",
-            "Where the GPU metrics come from: nvml (real GPUs) or sim (simulated GPUs).",
-            labels=("backend",),
-        )
+        health = GaugeMetricFamily(HEALTH_NAME, HEALTH_HELP, labels=("gpu", "UUID", "reason"))
+        for sample in samples:
+            healthy, reason = gpu_health(sample)
+            health.add_metric([str(sample.index), sample.uuid, reason], healthy)
+        yield health
+
+        info = GaugeMetricFamily(BACKEND_INFO_NAME, BACKEND_INFO_HELP, labels=("backend",))
         info.add_metric([self.backend.name], 1)
         yield info
-        yield GaugeMetricFamily(
-            "inferops_gpu_backend_up",
-            "1 if the last GPU sample succeeded, 0 if the backend failed.",
-            value=1 if up else 0,
-        )
-        yield CounterMetricFamily(
-            "inferops_gpu_sample_errors",
-            "GPU samples that failed as a whole (the backend raised).",
-            value=sample_errors,
-        )
-        errors = CounterMetricFamily(
-            "inferops_gpu_field_errors",
-            "GPU fields that could not be read (NVML errors), by field.",
-            labels=("field",),
-        )
+        yield GaugeMetricFamily(BACKEND_UP_NAME, BACKEND_UP_HELP, value=1 if up else 0)
+        yield CounterMetricFamily(SAMPLE_ERRORS_NAME, SAMPLE_ERRORS_HELP, value=sample_errors)
+        errors = CounterMetricFamily(FIELD_ERRORS_NAME, FIELD_ERRORS_HELP, labels=("field",))
         for name, count in sorted((field_errors or {}).items()):
             errors.add_metric([name], count)
         yield errors

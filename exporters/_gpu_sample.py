@@ -36,6 +36,46 @@ class GpuSample:
     errors: tuple[str, ...] = ()
     """Fields that could not be read this time (an NVML error on one field never kills a scrape)."""
 
+    # The rest of dcgm-exporter's NVML-backed fields. None: this GPU or backend does not have
+    # the field (NVLink on a PCIe card, HBM temperature on GDDR); its series is left out and it
+    # is not an error. Counters are totals since the driver loaded (or the simulation started).
+    memory_temperature_celsius: float | None = None
+    energy_consumed_millijoules: int | None = None
+    pcie_tx_kib: int | None = None
+    """Bytes sent over PCIe, in KiB (dcgm-exporter's DCGM_FI_DEV_PCIE_TX_THROUGHPUT counter)."""
+    pcie_rx_kib: int | None = None
+    pcie_replays: int | None = None
+    memory_copy_utilization_percent: float | None = None
+    encoder_utilization_percent: float | None = None
+    decoder_utilization_percent: float | None = None
+    power_violation_us: int | None = None
+    """Time the clocks were held down by the power limit, in microseconds (as DCGM)."""
+    thermal_violation_us: int | None = None
+    sync_boost_violation_us: int | None = None
+    board_limit_violation_us: int | None = None
+    low_util_violation_us: int | None = None
+    reliability_violation_us: int | None = None
+    ecc_sbe_aggregate_total: int | None = None
+    ecc_dbe_aggregate_total: int | None = None
+    nvlink_bandwidth_kib: int | None = None
+    """NVLink traffic over all links, in KiB; None on a GPU without NVLink."""
+    nvlink_crc_flit_errors: int | None = None
+    nvlink_crc_data_errors: int | None = None
+    nvlink_replay_errors: int | None = None
+    nvlink_recovery_errors: int | None = None
+    remapped_rows_correctable: int | None = None
+    remapped_rows_uncorrectable: int | None = None
+    row_remap_pending: bool | None = None
+    """A row remap waits for a GPU reset (after an uncorrectable ECC error)."""
+    row_remap_failure: bool | None = None
+    power_limit_watts: float | None = None
+    performance_state: int | None = None
+    """NVML P-state: 0 (maximum performance) .. 15."""
+    slowdown_temperature_celsius: float | None = None
+    shutdown_temperature_celsius: float | None = None
+    pcie_link_generation: int | None = None
+    pcie_link_width: int | None = None
+
 
 @runtime_checkable
 class GpuBackend(Protocol):

@@ -19,6 +19,7 @@ from typing import Any
 
 from ._exceptions import GpuBackendUnavailable
 from ._gpu_sample import GpuSample
+from ._nvml_gpu_fields import PcieTotals, read_wider_fields
 
 logger = logging.getLogger("exporters.nvml")
 
@@ -70,6 +71,7 @@ class _Device:
     xid_total: dict[int, int] = field(default_factory=dict)
     unsupported: set[str] = field(default_factory=set)
     logged: set[tuple[str, int]] = field(default_factory=set)
+    pcie: PcieTotals = field(default_factory=PcieTotals)
 
 
 class NvmlGpuBackend:
@@ -215,6 +217,31 @@ class NvmlGpuBackend:
         dbe = read("ecc_dbe_volatile_total", nvml.nvmlDeviceGetTotalEccErrors,
                    nvml.NVML_MEMORY_ERROR_TYPE_UNCORRECTED, nvml.NVML_VOLATILE_ECC)
         reasons = read("throttle_reasons", _clocks_event_reasons(nvml))
+
+        def optional(name: str, function_name: str, *args: Any) -> Any:
+            # a field this GPU lacks is None and no error; other failures are per-field errors
+            fn = getattr(nvml, function_name, None)
+            if fn is None or name in device.unsupported:
+                return None
+            if handle is None:
+                errors.append(name)
+                return None
+            try:
+                return fn(handle, *args)
+            except nvml.NVMLError as error:
+                code = getattr(error, "value", -1)
+                if code == nvml.NVML_ERROR_NOT_SUPPORTED:
+                    device.unsupported.add(name)
+                    return None
+                errors.append(name)
+                if (name, code) not in device.logged:
+                    device.logged.add((name, code))
+                    logger.warning("GPU %d: cannot read %s: %s", device.index, name, error)
+                return None
+
+        wider = read_wider_fields(nvml, optional, errors.append, device.pcie)
+        if utilization is None:
+            errors.append("memory_copy_utilization_percent")
         self._drain_xid_events(device, errors)
         return GpuSample(
             index=device.index,
@@ -234,6 +261,9 @@ class NvmlGpuBackend:
             ecc_dbe_volatile_total=int(dbe) if dbe is not None else 0,
             throttle_reasons=int(reasons) if reasons is not None else 0,
             errors=tuple(errors),
+            memory_copy_utilization_percent=(
+                float(utilization.memory) if utilization is not None else None),
+            **wider,
         )
 
     def _drain_xid_events(self, device: _Device, errors: list[str]) -> None:

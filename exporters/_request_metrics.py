@@ -5,7 +5,9 @@ names, types, help texts, label names (`model_name`, `engine`; `finished_reason`
 `vllm:request_success`) and histogram buckets are copied from there. vLLM 0.11 exports
 `vllm:inter_token_latency_seconds` (which replaced `vllm:time_per_output_token_seconds`) and
 labels every series with `engine` (the engine core index, "0" for a single engine); its
-`FinishReason` values are `stop`, `length` and `abort`. As in vLLM, every labelled child is
+`FinishReason` values are `stop`, `length` and `abort`. The prefix-cache counters
+(`vllm:prefix_cache_queries`, `vllm:prefix_cache_hits`, in tokens) and
+`vllm:num_preemptions` are vLLM V1's too. As in vLLM, every labelled child is
 created up front, so a fresh server already exports zero-valued series.
 
 `http_requests_total{handler,method,status}` is what prometheus-fastapi-instrumentator
@@ -126,6 +128,20 @@ class RequestMetrics:
             "vllm:kv_cache_usage_perc", "KV-cache usage. 1 means 100 percent usage.",
             labelnames=labels, registry=registry,
         ).labels(*values)
+        self._prefix_cache_queries = Counter(
+            "vllm:prefix_cache_queries",
+            "Prefix cache queries, in terms of number of queried tokens.",
+            labelnames=labels, registry=registry,
+        ).labels(*values)
+        self._prefix_cache_hits = Counter(
+            "vllm:prefix_cache_hits",
+            "Prefix cache hits, in terms of number of cached tokens.",
+            labelnames=labels, registry=registry,
+        ).labels(*values)
+        self._preemptions = Counter(
+            "vllm:num_preemptions", "Cumulative number of preemption from the engine.",
+            labelnames=labels, registry=registry,
+        ).labels(*values)
         self._prompt_tokens = Counter(
             "vllm:prompt_tokens", "Number of prefill tokens processed.",
             labelnames=labels, registry=registry,
@@ -186,6 +202,20 @@ class RequestMetrics:
         if isinstance(ratio, bool) or not isinstance(ratio, int | float) or not 0.0 <= ratio <= 1.0:
             raise ValueError(f"KV-cache usage must be a ratio in 0..1, got {ratio!r}")
         self._kv_cache_usage.set(ratio)
+
+    def count_prefix_cache(self, queries_tokens: int, hits_tokens: int) -> None:
+        """Prompt tokens looked up in the prefix cache and how many of them were cached (the
+        hit rate is `rate(hits) / rate(queries)`, as vLLM's dashboards compute it)."""
+        queries = _count("queries_tokens", queries_tokens)
+        hits = _count("hits_tokens", hits_tokens)
+        if hits > queries:
+            raise ValueError(f"hits_tokens ({hits}) cannot exceed queries_tokens ({queries})")
+        self._prefix_cache_queries.inc(queries)
+        self._prefix_cache_hits.inc(hits)
+
+    def count_preemptions(self, n: int) -> None:
+        """Running requests the engine preempted (KV cache full) since the last call."""
+        self._preemptions.inc(_count("preemptions", n))
 
 
 def _count(name: str, n: int) -> int:

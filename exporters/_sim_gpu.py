@@ -51,6 +51,41 @@ POWER_JITTER_FRACTION = 0.003
 XID_DOUBLE_BIT_ECC = 48
 """A double-bit ECC error is also reported by the driver as XID 48."""
 _MAX_STEP_S = 0.25
+SHUTDOWN_ABOVE_SLOWDOWN_C = 5.0
+"""The GPU shuts down this far above its slowdown temperature (approximate)."""
+HBM_ABOVE_HEATSINK_C = 3.0
+"""HBM sits on the package: it follows the heatsink plus part of the die's rise."""
+HBM_DIE_SHARE = 0.5
+MEMORY_COPY_SHARE = 0.45
+"""Inference decode is memory-bound: the memory interface is busy about this share of the
+time the GPU is (NVML's memory utilisation)."""
+PCIE_RX_KIB_PER_S = (64.0, 1_500_000.0)
+PCIE_TX_KIB_PER_S = (32.0, 400_000.0)
+"""(idle, at 100% busy) PCIe traffic: host-to-GPU (RX) inputs and weights pages, GPU-to-host
+(TX) tokens and logits; approximate."""
+NVLINK_SHARE_OF_PEAK = 0.15
+"""Share of the NVLink peak a tensor-parallel engine uses while busy (all-reduces)."""
+
+
+@dataclass(frozen=True)
+class _Board:
+    """What a GPU type has beyond its GpuSpec: NVLink, the PCIe link, HBM or GDDR."""
+
+    nvlink_links: int
+    nvlink_kib_per_s_per_link: float
+    pcie_generation: int
+    hbm: bool
+
+
+_SXM5 = _Board(18, 25e9 / 1024, 5, True)  # NVLink 4: 18 links x 25 GB/s per direction
+_BOARDS = {
+    "H100-SXM5-80GB": _SXM5,
+    "H200-SXM5-141GB": _SXM5,
+    "A100-SXM4-80GB": _Board(12, 25e9 / 1024, 4, True),  # NVLink 3
+    "A10G": _Board(0, 0.0, 4, False),
+    "L4": _Board(0, 0.0, 4, False),
+}
+_DEFAULT_BOARD = _Board(0, 0.0, 4, False)
 _MAX_STEPS = 4000
 
 FAULT_KINDS = ("ecc-dbe", "ecc-sbe", "thermal", "xid")
@@ -95,6 +130,14 @@ class _GpuState:
     xid_total: dict[int, int] = field(default_factory=dict)
     ecc_sbe: int = 0
     ecc_dbe: int = 0
+    energy_mj: float = 0.0
+    pcie_tx_kib: float = 0.0
+    pcie_rx_kib: float = 0.0
+    nvlink_kib: float = 0.0
+    thermal_violation_us: float = 0.0
+    low_util_violation_us: float = 0.0
+    remapped_rows_uncorrectable: int = 0
+    row_remap_pending: bool = False
 
     @property
     def temperature_c(self) -> float:
@@ -126,6 +169,7 @@ class SimulatedGpuBackend:
         if not hostname:
             raise ValueError("hostname must not be empty")
         self.spec = gpu_spec(gpu_type)
+        self._board = _BOARDS.get(gpu_type, _DEFAULT_BOARD)
         self.gpu_type = gpu_type
         self.hostname = hostname
         self._clock = clock
@@ -173,7 +217,7 @@ class SimulatedGpuBackend:
         - `xid` (needs `code`, e.g. 79 "GPU has fallen off the bus"): the driver reports that
           XID: the last-XID reading becomes `code` and the per-code total grows by one.
         - `ecc-dbe`: one more double-bit (uncorrectable) volatile ECC error, reported by the
-          driver as XID 48 too.
+          driver as XID 48 too; the GPU remaps the row, pending until a reset (clear_faults).
         - `ecc-sbe`: one more single-bit (corrected) volatile ECC error.
         - `thermal`: the cooling fails: the die heats towards slowdown temperature + 12 C
           with its thermal inertia; past the slowdown temperature the GPU sets the HW thermal
@@ -194,6 +238,8 @@ class SimulatedGpuBackend:
                 _record_xid(state, code)
             elif kind == "ecc-dbe":
                 state.ecc_dbe += 1
+                state.remapped_rows_uncorrectable += 1
+                state.row_remap_pending = True
                 _record_xid(state, XID_DOUBLE_BIT_ECC)
             elif kind == "ecc-sbe":
                 state.ecc_sbe += 1
@@ -202,11 +248,13 @@ class SimulatedGpuBackend:
 
     def clear_faults(self) -> None:
         """The operator's fix: XID readings go back to 0 (as dcgm-exporter reports after a
-        reset), cooling works again (the die cools with its inertia); error totals stay."""
+        reset), a pending row remap is applied, cooling works again (the die cools with its
+        inertia); error totals stay."""
         with self._lock:
             self._advance()
             for state in self._gpus:
                 state.xid_last = 0
+                state.row_remap_pending = False
                 state.thermal_fault = False
 
     def active_faults(self) -> list[dict[str, object]]:
@@ -273,10 +321,25 @@ class SimulatedGpuBackend:
         state.heatsink_c = _lag(state.heatsink_c,
                                 spec.temp_idle_c + (1 - DIE_SHARE) * rise + extra,
                                 dt, HEATSINK_TIME_CONSTANT_S)
+        self._accumulate(state, dt)
         if state.temperature_c >= spec.slowdown_temp_c:
             state.throttled = True
         elif state.temperature_c < spec.slowdown_temp_c - THERMAL_HYSTERESIS_C:
             state.throttled = False
+
+    def _accumulate(self, state: _GpuState, dt: float) -> None:
+        """The running totals NVML keeps: energy, PCIe and NVLink traffic, violation time."""
+        busy = state.utilization / 100.0
+        state.energy_mj += state.power_w * dt * 1000.0
+        state.pcie_rx_kib += dt * (PCIE_RX_KIB_PER_S[0] + busy * PCIE_RX_KIB_PER_S[1])
+        state.pcie_tx_kib += dt * (PCIE_TX_KIB_PER_S[0] + busy * PCIE_TX_KIB_PER_S[1])
+        board = self._board
+        state.nvlink_kib += dt * busy * NVLINK_SHARE_OF_PEAK * (
+            board.nvlink_links * board.nvlink_kib_per_s_per_link)
+        if state.throttled:
+            state.thermal_violation_us += dt * 1e6
+        if state.utilization < IDLE_UTILIZATION_PERCENT:
+            state.low_util_violation_us += dt * 1e6
 
     def _sample(self, state: _GpuState) -> GpuSample:
         spec = self.spec
@@ -296,6 +359,8 @@ class SimulatedGpuBackend:
         used = int(base + state.memory_fraction * (total - base))
         jitter = state.rng.gauss(0.0, POWER_JITTER_FRACTION * spec.power_limit_w)
         power_mw = round(max(0.0, min(spec.power_limit_w, state.power_w + jitter)) * 1000)
+        board = self._board
+        nvlink = board.nvlink_links > 0
         return GpuSample(
             index=state.index,
             uuid=state.uuid,
@@ -313,6 +378,39 @@ class SimulatedGpuBackend:
             ecc_sbe_volatile_total=state.ecc_sbe,
             ecc_dbe_volatile_total=state.ecc_dbe,
             throttle_reasons=reasons,
+            memory_temperature_celsius=float(round(
+                state.heatsink_c + HBM_DIE_SHARE * state.die_rise_c + HBM_ABOVE_HEATSINK_C
+            )) if board.hbm else None,
+            energy_consumed_millijoules=int(state.energy_mj),
+            pcie_tx_kib=int(state.pcie_tx_kib),
+            pcie_rx_kib=int(state.pcie_rx_kib),
+            pcie_replays=0,
+            memory_copy_utilization_percent=float(round(state.utilization * MEMORY_COPY_SHARE)),
+            encoder_utilization_percent=0.0,
+            decoder_utilization_percent=0.0,
+            power_violation_us=0,
+            thermal_violation_us=int(state.thermal_violation_us),
+            sync_boost_violation_us=0,
+            board_limit_violation_us=0,
+            low_util_violation_us=int(state.low_util_violation_us),
+            reliability_violation_us=0,
+            ecc_sbe_aggregate_total=state.ecc_sbe,
+            ecc_dbe_aggregate_total=state.ecc_dbe,
+            nvlink_bandwidth_kib=int(state.nvlink_kib) if nvlink else None,
+            nvlink_crc_flit_errors=0 if nvlink else None,
+            nvlink_crc_data_errors=0 if nvlink else None,
+            nvlink_replay_errors=0 if nvlink else None,
+            nvlink_recovery_errors=0 if nvlink else None,
+            remapped_rows_correctable=0,
+            remapped_rows_uncorrectable=state.remapped_rows_uncorrectable,
+            row_remap_pending=state.row_remap_pending,
+            row_remap_failure=False,
+            power_limit_watts=spec.power_limit_w,
+            performance_state=0 if board.hbm or not idle else 8,
+            slowdown_temperature_celsius=spec.slowdown_temp_c,
+            shutdown_temperature_celsius=spec.slowdown_temp_c + SHUTDOWN_ABOVE_SLOWDOWN_C,
+            pcie_link_generation=board.pcie_generation,
+            pcie_link_width=16,
         )
 
 

@@ -7,6 +7,7 @@ its constants and NVMLError classes stay real), since this machine has no GPU to
 from __future__ import annotations
 
 import logging
+import time
 from collections import deque
 from types import SimpleNamespace
 from typing import Any
@@ -123,14 +124,58 @@ class FakeNvml:
                 "ecc", lambda h, error_type, counter: {
                     (pynvml.NVML_MEMORY_ERROR_TYPE_CORRECTED, pynvml.NVML_VOLATILE_ECC): 5,
                     (pynvml.NVML_MEMORY_ERROR_TYPE_UNCORRECTED, pynvml.NVML_VOLATILE_ECC): 1,
+                    (pynvml.NVML_MEMORY_ERROR_TYPE_CORRECTED, pynvml.NVML_AGGREGATE_ECC): 9,
+                    (pynvml.NVML_MEMORY_ERROR_TYPE_UNCORRECTED, pynvml.NVML_AGGREGATE_ECC): 2,
                 }[(error_type, counter)]),
             "nvmlDeviceGetCurrentClocksEventReasons": field("reasons", lambda h: 0x40),
+            # the wider fields: GPU 0 is an SXM board with NVLink, GPU 1 has none
+            "nvmlDeviceGetTotalEnergyConsumption": field("energy", lambda h: 123456789),
+            "nvmlDeviceGetPcieReplayCounter": field("replay", lambda h: 3),
+            "nvmlDeviceGetEncoderUtilization": field("enc", lambda h: [0, 167000]),
+            "nvmlDeviceGetDecoderUtilization": field("dec", lambda h: [4, 167000]),
+            "nvmlDeviceGetViolationStatus": field(
+                "violation", lambda h, policy: SimpleNamespace(
+                    referenceTime=0, violationTime=(policy + 1) * 1_000_000)),  # ns
+            "nvmlDeviceGetRemappedRows": field("rows", lambda h: (0, 1, 1, 0)),
+            "nvmlDeviceGetPowerManagementLimit": field("limit", lambda h: 700000),
+            "nvmlDeviceGetPerformanceState": field("pstate", lambda h: 0),
+            "nvmlDeviceGetTemperatureThreshold": field(
+                "threshold",
+                lambda h, kind: {pynvml.NVML_TEMPERATURE_THRESHOLD_SLOWDOWN: 87,
+                                 pynvml.NVML_TEMPERATURE_THRESHOLD_SHUTDOWN: 92}[kind]),
+            "nvmlDeviceGetCurrPcieLinkGeneration": field("linkgen", lambda h: 5),
+            "nvmlDeviceGetCurrPcieLinkWidth": field("linkwidth", lambda h: 16),
+            "nvmlDeviceGetPcieThroughput": field(
+                "pcie", lambda h, counter: 1000 if counter == pynvml.NVML_PCIE_UTIL_TX_BYTES
+                else 4000),  # KB/s
+            "nvmlDeviceGetFieldValues": field("field_values", self._field_values),
         }
         for name, fn in patches.items():
             monkeypatch.setattr(pynvml, name, fn)
 
     def _shutdown(self) -> None:
         self.shutdowns += 1
+
+    @staticmethod
+    def _field_values(handle: int, field_ids: list[int]) -> list[Any]:
+        known = {
+            pynvml.NVML_FI_DEV_MEMORY_TEMP: (pynvml.NVML_VALUE_TYPE_UNSIGNED_INT, 58),
+            pynvml.NVML_FI_DEV_NVLINK_CRC_FLIT_ERROR_COUNT_TOTAL: (3, 7),
+            pynvml.NVML_FI_DEV_NVLINK_CRC_DATA_ERROR_COUNT_TOTAL: (3, 0),
+            pynvml.NVML_FI_DEV_NVLINK_REPLAY_ERROR_COUNT_TOTAL: (3, 2),
+            pynvml.NVML_FI_DEV_NVLINK_RECOVERY_ERROR_COUNT_TOTAL: (3, 0),
+            pynvml.NVML_FI_DEV_NVLINK_BANDWIDTH_C0_TOTAL: (3, 10**9),
+        }
+        results = []
+        for field_id in field_ids:
+            value_type, raw = known[field_id]
+            nvlink = field_id != pynvml.NVML_FI_DEV_MEMORY_TEMP
+            code = (pynvml.NVML_ERROR_NOT_SUPPORTED if nvlink and handle == 1
+                    else pynvml.NVML_SUCCESS)
+            member = "uiVal" if value_type == pynvml.NVML_VALUE_TYPE_UNSIGNED_INT else "ullVal"
+            results.append(SimpleNamespace(fieldId=field_id, nvmlReturn=code, valueType=value_type,
+                                           value=SimpleNamespace(**{member: raw})))
+        return results
 
 
 @pytest.fixture
@@ -225,3 +270,70 @@ def test_no_gpus_is_unavailable(fake: FakeNvml, monkeypatch: pytest.MonkeyPatch)
     with pytest.raises(GpuBackendUnavailable, match="NVML sees no GPU"):
         NvmlGpuBackend("h")
     assert fake.shutdowns == 1
+
+
+def test_wider_fields_map_from_nvml_and_a_missing_nvlink_is_no_error(fake: FakeNvml) -> None:
+    backend = NvmlGpuBackend("h")
+    for device in backend._devices:  # as if the last PCIe read was 2 s ago
+        device.pcie.read_at_s = time.monotonic() - 2.0
+    gpu0, gpu1 = backend.sample()
+    assert gpu0.memory_temperature_celsius == 58.0
+    assert gpu0.energy_consumed_millijoules == 123456789
+    assert gpu0.pcie_replays == 3
+    assert (gpu0.encoder_utilization_percent, gpu0.decoder_utilization_percent) == (0.0, 4.0)
+    assert gpu0.memory_copy_utilization_percent == 40.0
+    assert [gpu0.power_violation_us, gpu0.thermal_violation_us, gpu0.sync_boost_violation_us,
+            gpu0.board_limit_violation_us, gpu0.low_util_violation_us,
+            gpu0.reliability_violation_us] == [1000, 2000, 3000, 4000, 5000, 6000]
+    assert (gpu0.ecc_sbe_aggregate_total, gpu0.ecc_dbe_aggregate_total) == (9, 2)
+    assert (gpu0.remapped_rows_correctable, gpu0.remapped_rows_uncorrectable,
+            gpu0.row_remap_pending, gpu0.row_remap_failure) == (0, 1, True, False)
+    assert (gpu0.power_limit_watts, gpu0.performance_state) == (700.0, 0)
+    assert (gpu0.slowdown_temperature_celsius, gpu0.shutdown_temperature_celsius) == (87, 92)
+    assert (gpu0.pcie_link_generation, gpu0.pcie_link_width) == (5, 16)
+    assert (gpu0.nvlink_crc_flit_errors, gpu0.nvlink_replay_errors,
+            gpu0.nvlink_bandwidth_kib) == (7, 2, 10**9)
+    # the PCIe rate (KB/s) is integrated over the time since the last read: 2 s (and the
+    # little the sample itself took; bounded loosely, this is no timing test)
+    assert gpu0.pcie_tx_kib is not None and 2000 <= gpu0.pcie_tx_kib < 1000 * 12
+    assert gpu0.pcie_rx_kib is not None and 8000 <= gpu0.pcie_rx_kib < 4000 * 12
+    # GPU 1 has no NVLink: None, and not an error
+    assert (gpu1.nvlink_crc_flit_errors, gpu1.nvlink_bandwidth_kib) == (None, None)
+    assert gpu1.memory_temperature_celsius == 58.0
+    assert gpu1.errors == ("xid_last",)
+
+    families = parse(exposition(_registry(backend)))
+    assert value(families, "DCGM_FI_DEV_NVLINK_BANDWIDTH_TOTAL", gpu="0") == 1e9
+    assert [dict(k)["gpu"] for k in values(families, "DCGM_FI_DEV_NVLINK_BANDWIDTH_TOTAL")] == [
+        "0"]
+    # a pending row remap (after an uncorrectable ECC error) makes the GPU unhealthy
+    assert values(families, "inferops_gpu_health") == {
+        (("UUID", gpu0.uuid), ("gpu", "0"), ("reason", "ecc_dbe")): 0.0,
+        (("UUID", gpu1.uuid), ("gpu", "1"), ("reason", "ecc_dbe")): 0.0}
+    backend.close()
+
+
+def test_a_failing_wider_field_is_a_field_error_and_unsupported_is_asked_once(
+    fake: FakeNvml,
+) -> None:
+    fake.failing[(0, "energy")] = pynvml.NVML_ERROR_UNKNOWN
+    fake.failing[(1, "energy")] = pynvml.NVML_ERROR_NOT_SUPPORTED
+    backend = NvmlGpuBackend("h")
+    for _ in range(3):
+        gpu0, gpu1 = backend.sample()
+    assert "energy_consumed_millijoules" in gpu0.errors
+    assert gpu0.energy_consumed_millijoules is None
+    assert gpu1.energy_consumed_millijoules is None
+    assert "energy_consumed_millijoules" not in gpu1.errors
+    assert fake.calls["energy"] == 3 + 1  # GPU 0 each time, GPU 1 once
+    families = parse(exposition(_registry(backend)))
+    assert values(families, "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION") == {}
+    assert value(families, "inferops_gpu_field_errors",
+                 field="energy_consumed_millijoules") == 1
+    backend.close()
+
+
+def _registry(backend: NvmlGpuBackend) -> CollectorRegistry:
+    registry = CollectorRegistry()
+    registry.register(GpuCollector(backend, hostname="h"))
+    return registry

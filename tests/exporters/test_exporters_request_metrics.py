@@ -198,3 +198,35 @@ def test_gauge_validation() -> None:
         metrics.set_running(-1)
     with pytest.raises(ValueError, match="waiting"):
         metrics.set_waiting(1.5)  # type: ignore[arg-type]
+
+
+def test_prefix_cache_and_preemption_counters_under_vllms_names() -> None:
+    registry = CollectorRegistry()
+    metrics = RequestMetrics(registry, model_name="m")
+    fresh = parse(exposition(registry))
+    assert value(fresh, "vllm:prefix_cache_queries", "vllm:prefix_cache_queries_total",
+                 model_name="m") == 0
+    metrics.count_prefix_cache(64, 48)
+    metrics.count_prefix_cache(32, 0)
+    metrics.count_preemptions(2)
+    families = parse(exposition(registry))
+    assert value(families, "vllm:prefix_cache_queries", "vllm:prefix_cache_queries_total",
+                 model_name="m", engine="0") == 96
+    assert value(families, "vllm:prefix_cache_hits", "vllm:prefix_cache_hits_total",
+                 model_name="m", engine="0") == 48
+    assert value(families, "vllm:num_preemptions", "vllm:num_preemptions_total",
+                 model_name="m", engine="0") == 2
+    assert families["vllm:prefix_cache_hits"].type == "counter"
+    assert families["vllm:prefix_cache_hits"].documentation == (
+        "Prefix cache hits, in terms of number of cached tokens.")
+
+
+@pytest.mark.parametrize(("call", "message"), [
+    (lambda m: m.count_prefix_cache(-1, 0), "queries_tokens"),
+    (lambda m: m.count_prefix_cache(4, 5), r"hits_tokens \(5\) cannot exceed queries_tokens \(4\)"),
+    (lambda m: m.count_preemptions(-2), "preemptions"),
+])
+def test_cache_counter_validation(call: object, message: str) -> None:
+    metrics = RequestMetrics(CollectorRegistry(), model_name="m")
+    with pytest.raises(ValueError, match=message):
+        call(metrics)  # type: ignore[operator]

@@ -234,3 +234,70 @@ def test_real_monotonic_clock_by_default() -> None:
     backend.record_work(1.0, 0.2)
     assert len(backend.sample()) == 1
     backend.close()
+
+
+# --- the wider dcgm-exporter fields ------------------------------------------------------
+
+
+def test_an_idle_h100_has_nvlink_hbm_and_its_limits(clock: ManualClock) -> None:
+    s = one(sim(clock))
+    assert (s.power_limit_watts, s.slowdown_temperature_celsius,
+            s.shutdown_temperature_celsius) == (700.0, 87.0, 92.0)
+    assert (s.pcie_link_generation, s.pcie_link_width, s.performance_state) == (5, 16, 0)
+    assert s.memory_temperature_celsius == 36.0  # HBM: heatsink (33) + 3
+    assert (s.nvlink_bandwidth_kib, s.nvlink_crc_flit_errors, s.nvlink_crc_data_errors,
+            s.nvlink_replay_errors, s.nvlink_recovery_errors) == (0, 0, 0, 0, 0)
+    assert (s.energy_consumed_millijoules, s.pcie_tx_kib, s.pcie_rx_kib) == (0, 0, 0)
+    assert (s.remapped_rows_correctable, s.remapped_rows_uncorrectable, s.row_remap_pending,
+            s.row_remap_failure) == (0, 0, False, False)
+    assert (s.encoder_utilization_percent, s.decoder_utilization_percent) == (0.0, 0.0)
+
+
+def test_an_l4_has_neither_nvlink_nor_hbm_and_idles_in_p8(clock: ManualClock) -> None:
+    s = one(sim(clock, gpu_type="L4"))
+    assert (s.nvlink_bandwidth_kib, s.nvlink_crc_flit_errors) == (None, None)
+    assert s.memory_temperature_celsius is None
+    assert (s.pcie_link_generation, s.performance_state) == (4, 8)
+
+
+def test_running_totals_follow_the_work(clock: ManualClock) -> None:
+    backend = sim(clock)
+    clock.advance(10)
+    idle = one(backend)
+    assert idle.energy_consumed_millijoules == pytest.approx(110.0 * 10 * 1000, rel=0.01)
+    assert idle.low_util_violation_us == 10_000_000  # idle all along: clocks held down
+    assert idle.pcie_rx_kib == 640 and idle.pcie_tx_kib == 320  # the idle trickle, KiB
+    assert idle.nvlink_bandwidth_kib == 0
+    backend.record_work(1.0, 0.5)
+    clock.advance(100)
+    busy = one(backend)
+    # ~595 W for most of 100 s, about 1.5 GB/s in over PCIe, 15% of 450 GB/s over NVLink
+    assert busy.energy_consumed_millijoules is not None
+    assert 55_000_000 < busy.energy_consumed_millijoules - 1_100_000 < 60_000_000
+    assert busy.pcie_rx_kib is not None and busy.pcie_rx_kib == pytest.approx(1.5e8, rel=0.02)
+    assert busy.nvlink_bandwidth_kib == pytest.approx(0.15 * 18 * 25e9 / 1024 * 100, rel=0.02)
+    assert busy.memory_copy_utilization_percent == 45.0  # memory-bound decode
+    assert busy.low_util_violation_us is not None and busy.low_util_violation_us < 11_000_000
+
+
+def test_thermal_slowdown_counts_violation_time(clock: ManualClock) -> None:
+    backend = sim(clock)
+    backend.record_work(0.8, 0.5)
+    clock.advance(120)
+    assert one(backend).thermal_violation_us == 0
+    backend.inject_fault("thermal")
+    clock.advance(60)
+    throttled = one(backend).thermal_violation_us
+    assert throttled is not None and 10_000_000 < throttled < 60_000_000
+
+
+def test_a_double_bit_error_remaps_a_row_pending_until_the_reset(clock: ManualClock) -> None:
+    backend = sim(clock, gpus=2)
+    backend.inject_fault("ecc-dbe", gpu=1)
+    s = one(backend, 1)
+    assert (s.remapped_rows_uncorrectable, s.row_remap_pending) == (1, True)
+    assert (s.ecc_dbe_aggregate_total, s.ecc_dbe_volatile_total) == (1, 1)
+    assert one(backend, 0).row_remap_pending is False
+    backend.clear_faults()
+    s = one(backend, 1)
+    assert (s.remapped_rows_uncorrectable, s.row_remap_pending) == (1, False)
