@@ -8,9 +8,11 @@ engine and the dashboard never know which one they read.
 """
 
 from ._database import open_database
-from ._exceptions import CollectorError, ExpositionError, QueryError, StoreError
+from ._discovery import FileDiscovery, TargetGroup, parse_target_groups
+from ._exceptions import CollectorError, DiscoveryError, ExpositionError, QueryError, StoreError
 from ._exposition import parse_exposition
 from ._prometheus_source import PrometheusSource
+from ._retention import CompactionResult, Retention
 from ._sample import ScrapedSample
 from ._scraper import Scraper, ScrapeResult, ScrapeTarget
 from ._source import InstantSample, MetricSource, RangeSeries
@@ -19,12 +21,16 @@ from ._store_source import StoreSource
 
 __all__ = [
     "CollectorError",
+    "CompactionResult",
+    "DiscoveryError",
     "ExpositionError",
+    "FileDiscovery",
     "InstantSample",
     "MetricSource",
     "PrometheusSource",
     "QueryError",
     "RangeSeries",
+    "Retention",
     "SampleStore",
     "ScrapeResult",
     "ScrapeTarget",
@@ -32,6 +38,8 @@ __all__ = [
     "Scraper",
     "StoreError",
     "StoreSource",
+    "TargetGroup",
     "open_database",
     "parse_exposition",
+    "parse_target_groups",
 ]

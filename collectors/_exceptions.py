@@ -21,3 +21,7 @@ class StoreError(CollectorError):
 
 class QueryError(CollectorError):
     """A PromQL expression that is invalid, unsupported, or that its source refused."""
+
+
+class DiscoveryError(CollectorError):
+    """A service-discovery file that cannot be used; the message names the file and why."""

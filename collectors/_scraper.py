@@ -41,6 +41,9 @@ logger = logging.getLogger("inferops.collectors.scraper")
 
 DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
 DEFAULT_MAX_SAMPLES = 200_000
+MAX_CONNECTIONS = 1000
+"""Connections the shared client may open at once (targets are added at runtime)."""
+REPORT_SERIES = ("up", "scrape_duration_seconds", "scrape_samples_scraped")
 
 
 class SampleSink(Protocol):
@@ -85,6 +88,7 @@ class Scraper:
         self._max_samples = max_samples
         self._states: dict[ScrapeTarget, _TargetState] = {}
         self._client: httpx.AsyncClient | None = None
+        self._tasks: dict[ScrapeTarget, asyncio.Task[None]] = {}
         self._running = False
 
     @property
@@ -100,7 +104,8 @@ class Scraper:
         """Scrape every target on its own interval until cancelled.
 
         Each target starts at a fixed offset within its interval (derived from its job and
-        URL) so that targets spread out; a failure is logged and the loop goes on.
+        URL) so that targets spread out; a failure is logged and the loop goes on. The
+        target set may change meanwhile (`set_targets`).
         """
         if self._running:
             raise RuntimeError("this Scraper is already running")
@@ -109,17 +114,52 @@ class Scraper:
             async with self._new_client() as client:
                 self._client = client
                 try:
-                    async with asyncio.TaskGroup() as group:
-                        for target in self._targets:
-                            group.create_task(
-                                self._scrape_forever(target), name=f"scrape {target.url}"
-                            )
-                        if not self._targets:
-                            await asyncio.Event().wait()  # nothing to scrape: wait to be cancelled
+                    for target in self._targets:
+                        self._start(target)
+                    await asyncio.Event().wait()  # until cancelled
                 finally:
+                    tasks = list(self._tasks.values())
+                    self._tasks.clear()
+                    for task in tasks:
+                        task.cancel()
+                    await asyncio.gather(*tasks, return_exceptions=True)
                     self._client = None
         finally:
             self._running = False
+
+    async def set_targets(self, targets: Sequence[ScrapeTarget]) -> None:
+        """Replace the target set, while running or not (service discovery calls this).
+
+        New targets start scraping on their own phase; a removed target stops (after the
+        scrape in flight, if any) and every series of its last scrape, its report series
+        (`up`, ...) included, gets a staleness marker, as Prometheus does. A store error
+        there is logged: the target set changes anyway.
+        """
+        wanted = tuple(dict.fromkeys(targets))
+        keep = set(wanted)
+        current = set(self._targets)
+        removed = [target for target in self._targets if target not in keep]
+        added = [target for target in wanted if target not in current]
+        self._targets = wanted
+        if self._running:
+            for target in added:
+                self._start(target)
+        for target in removed:
+            try:
+                await self._stop(target)
+            except Exception:
+                logger.exception(
+                    "could not write staleness markers for removed target %s (job %s)",
+                    target.url,
+                    target.job,
+                )
+        if added or removed:
+            logger.info(
+                "scrape targets changed: %d added, %d removed, %d now",
+                len(added),
+                len(removed),
+                len(wanted),
+            )
 
     async def scrape_once(self, target: ScrapeTarget) -> ScrapeResult:
         """Scrape `target` now, append the batch to the store, and say what happened.
@@ -192,7 +232,37 @@ class Scraper:
     # -- internals -----------------------------------------------------------------------
 
     def _new_client(self) -> httpx.AsyncClient:
-        return new_client(len(self._targets))
+        # Sized for the largest target set discovery may bring, not just today's.
+        return new_client(max(len(self._targets), MAX_CONNECTIONS))
+
+    def _start(self, target: ScrapeTarget) -> None:
+        self._tasks[target] = asyncio.create_task(
+            self._scrape_forever(target), name=f"scrape {target.url}"
+        )
+
+    async def _stop(self, target: ScrapeTarget) -> None:
+        """Stop scraping `target` and end its series with staleness markers."""
+        state = self._states.get(target)
+        task = self._tasks.pop(target, None)
+        if task is not None:
+            if state is not None:
+                # Holding the lock, the task is sleeping or waiting for it: never mid-scrape.
+                async with state.lock:
+                    task.cancel()
+            else:
+                task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        state = self._states.pop(target, None)
+        if state is None or state.last is None:
+            return
+        async with state.lock:
+            timestamp = self._clock()
+            labels = target.target_labels()
+            markers = stale_markers(state.series.values(), timestamp)
+            markers.extend(
+                stale_markers(((name, dict(labels)) for name in REPORT_SERIES), timestamp)
+            )
+            await asyncio.to_thread(self._store.append, markers)
 
     async def _scrape_forever(self, target: ScrapeTarget) -> None:
         loop = asyncio.get_running_loop()

@@ -1,6 +1,8 @@
-"""The sample store: series and their samples in two SQL tables.
+"""The sample store: series and their samples in SQL tables.
 
-Schema (created on first use, on whatever engine `open_database` gave):
+Schema (defined in `_store_schema`, created or upgraded with Alembic on first use by
+`_migrations`, on whatever engine `open_database` gave; roll-ups of old samples and their
+reading are in `_retention` and `_store_rollups`):
 
 - `metric_series(id, name, labels, fingerprint)`: one row per series. `labels` is the
   canonical JSON of the labels without `__name__` (keys sorted, compact); `fingerprint` is
@@ -38,8 +40,11 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ._exceptions import QueryError, StoreError
+from ._migrations import upgrade_store_schema
 from ._sample import ScrapedSample
 from ._store_matchers import LabelMatcher, SeriesMatcher, parse_matchers
+from ._store_rollups import read_rows
+from ._store_schema import samples_table, series_table, writes_table
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
@@ -47,34 +52,6 @@ BoolArray = npt.NDArray[np.bool_]
 _ID_CHUNK = 500
 """Series ids per `IN (...)`: far below SQLite's and PostgreSQL's parameter limits."""
 
-_metadata = sa.MetaData()
-series_table = sa.Table(
-    "metric_series",
-    _metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("name", sa.String, nullable=False),
-    sa.Column("labels", sa.Text, nullable=False),
-    sa.Column("fingerprint", sa.String(64), nullable=False),
-    sa.UniqueConstraint("fingerprint", name="uq_metric_series_fingerprint"),
-    sa.Index("ix_metric_series_name", "name"),
-)
-samples_table = sa.Table(
-    "metric_samples",
-    _metadata,
-    sa.Column("series_id", sa.Integer, nullable=False),
-    sa.Column("timestamp_s", sa.Double, nullable=False),
-    sa.Column("value", sa.Double, nullable=True),
-    sa.Column("stale", sa.Boolean, nullable=False),
-    sa.PrimaryKeyConstraint("series_id", "timestamp_s", name="pk_metric_samples"),
-    sqlite_with_rowid=False,
-)
-writes_table = sa.Table(
-    "metric_writes",
-    _metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("min_timestamp_s", sa.Double, nullable=False),
-    sa.Column("max_timestamp_s", sa.Double, nullable=False),
-)
 WRITE_LOG_KEEP = 100_000
 """Rows of `metric_writes` kept; older ones are pruned now and then."""
 
@@ -153,16 +130,8 @@ class SampleStore:
         return self._engine
 
     def _create_tables(self) -> None:
-        try:
-            _metadata.create_all(self._engine)
-        except sa.exc.SQLAlchemyError as first:
-            # Another process may have created them between our check and our CREATE.
-            try:
-                names = set(sa.inspect(self._engine).get_table_names())
-            except sa.exc.SQLAlchemyError:
-                names = set()
-            if not {series_table.name, samples_table.name} <= names:
-                raise StoreError(f"cannot create the sample tables: {_reason(first)}") from None
+        # Alembic: creates a new schema, upgrades an older one (see `_migrations`).
+        upgrade_store_schema(self._engine)
 
     # -- writing ----------------------------------------------------------------------
 
@@ -293,7 +262,6 @@ class SampleStore:
         if not series or end_s < start_s:
             return []
         ids = sorted({s.id for s in series})
-        rows: list[Any] = []
         mark = "?" if self._engine.dialect.name == "sqlite" else "%s"
         try:
             with self._engine.connect() as connection:
@@ -303,16 +271,7 @@ class SampleStore:
                 assert driver is not None
                 cursor = driver.cursor()
                 try:
-                    for start in range(0, len(ids), _ID_CHUNK):
-                        chunk = ids[start : start + _ID_CHUNK]
-                        cursor.execute(
-                            "SELECT series_id, timestamp_s, value, stale FROM metric_samples"
-                            f" WHERE series_id IN ({', '.join([mark] * len(chunk))})"
-                            f" AND timestamp_s >= {mark} AND timestamp_s <= {mark}"
-                            " ORDER BY series_id, timestamp_s",
-                            (*chunk, float(start_s), float(end_s)),
-                        )
-                        rows.extend(cursor.fetchall())
+                    rows = read_rows(cursor, mark, ids, start_s, end_s)
                 finally:
                     cursor.close()
         except Exception as error:

@@ -9,18 +9,21 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from urllib.parse import urlsplit
 
 import sqlalchemy
 
 from alerting import AlertEngine, AlertStore, Notifier, WebhookNotifier
 from collectors import (
+    FileDiscovery,
+    Retention,
     SampleStore,
     ScrapedSample,
     Scraper,
     ScrapeTarget,
     StoreSource,
+    TargetGroup,
     open_database,
 )
 from remediation import (
@@ -49,24 +52,39 @@ from ._settings import Settings
 logger = logging.getLogger("inferops.control_plane")
 
 
-def scrape_targets(settings: Settings) -> list[ScrapeTarget]:
-    """Prometheus `scrape_configs` -> one `ScrapeTarget` per static target."""
+def scrape_targets(
+    settings: Settings,
+    discovered: Mapping[int, Sequence[TargetGroup]] | None = None,
+) -> list[ScrapeTarget]:
+    """Prometheus `scrape_configs` -> one `ScrapeTarget` per static or discovered target.
+
+    `discovered` maps a job's index in `scrape_configs` to the target groups its
+    `file_sd_configs` found; a group's `__scheme__` and `__metrics_path__` labels override
+    the job's, as in Prometheus. A target listed twice in a job is scraped once.
+    """
     targets: list[ScrapeTarget] = []
-    for job in settings.scrape_configs:
+    for index, job in enumerate(settings.scrape_configs):
         interval = job.scrape_interval or settings.global_.scrape_interval
         timeout = min(job.scrape_timeout or settings.global_.scrape_timeout, interval)
-        for static in job.static_configs:
-            for address in static.targets:
+        groups: list[tuple[Sequence[str], Mapping[str, str]]] = [
+            (static.targets, static.labels) for static in job.static_configs
+        ]
+        groups.extend((group.targets, group.labels) for group in (discovered or {}).get(index, ()))
+        for addresses, group_labels in groups:
+            labels = {k: v for k, v in group_labels.items() if not k.startswith("__")}
+            scheme = group_labels.get("__scheme__", job.scheme)
+            path = group_labels.get("__metrics_path__", job.metrics_path)
+            for address in addresses:
                 targets.append(
                     ScrapeTarget(
                         job=job.job_name,
-                        url=f"{job.scheme}://{address}{job.metrics_path}",
-                        labels=dict(static.labels),
+                        url=f"{scheme}://{address}{path}",
+                        labels=labels,
                         interval_s=interval,
                         timeout_s=timeout,
                     )
                 )
-    return targets
+    return list(dict.fromkeys(targets))
 
 
 def slo_status_samples(statuses: Sequence[SloStatus], at_s: float) -> list[ScrapedSample]:
@@ -103,7 +121,25 @@ class ControlPlane:
         self.database: sqlalchemy.Engine = open_database(settings.store.url)
         self.store = SampleStore(self.database)
         self.source = StoreSource(self.store)
-        self.scraper = Scraper(scrape_targets(settings), self.store)
+        self.retention = Retention(
+            self.store,
+            raw_s=settings.store.retention_raw,
+            rollup_s=settings.store.retention_rollup,
+        )
+        self.discoveries: list[tuple[int, FileDiscovery]] = [
+            (
+                index,
+                FileDiscovery(
+                    sd.files, refresh_interval_s=sd.refresh_interval, base_dir=settings.base_dir
+                ),
+            )
+            for index, job in enumerate(settings.scrape_configs)
+            for sd in job.file_sd_configs
+        ]
+        for _, discovery in self.discoveries:
+            discovery.refresh()
+        self._targets_lock = asyncio.Lock()
+        self.scraper = Scraper(self.current_targets(), self.store)
         self.slo_specs: list[SloSpec] = [
             spec for file in settings.slo.files for spec in load_slo_specs(settings.resolve(file))
         ]
@@ -162,6 +198,17 @@ class ControlPlane:
         )
         self.last_slo_statuses: list[SloStatus] = []
 
+    def current_targets(self) -> list[ScrapeTarget]:
+        """Static targets and what every file_sd config found at its last refresh."""
+        discovered: dict[int, list[TargetGroup]] = {}
+        for index, discovery in self.discoveries:
+            discovered.setdefault(index, []).extend(discovery.groups)
+        return scrape_targets(self.settings, discovered)
+
+    async def _discovery_changed(self, _groups: Sequence[TargetGroup]) -> None:
+        async with self._targets_lock:
+            await self.scraper.set_targets(self.current_targets())
+
     def _in_background(self, notifier: Notifier, name: str) -> BackgroundNotifier:
         background = BackgroundNotifier(notifier, name=name)
         self._background.append(background)
@@ -179,12 +226,18 @@ class ControlPlane:
 
     async def run(self) -> None:
         """Scrape and evaluate until cancelled."""
-        scraping = asyncio.create_task(self.scraper.run(), name="scraper")
+        background = [asyncio.create_task(self.scraper.run(), name="scraper")]
+        background.extend(
+            asyncio.create_task(discovery.run(self._discovery_changed), name="file_sd")
+            for _, discovery in self.discoveries
+        )
+        background.append(asyncio.create_task(self._compact_forever(), name="compaction"))
         try:
             await self._evaluate_forever()
         finally:
-            scraping.cancel()
-            await asyncio.gather(scraping, return_exceptions=True)
+            for task in background:
+                task.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
 
     async def _evaluate_forever(self) -> None:
         interval = self.settings.global_.evaluation_interval
@@ -195,6 +248,15 @@ class ControlPlane:
             except Exception:
                 logger.exception("evaluation round failed; trying again next interval")
             await asyncio.sleep(max(0.0, interval - (time.time() - started)))
+
+    async def _compact_forever(self) -> None:
+        """Enforce the store's retention now and every `store.compaction_interval`."""
+        while True:
+            try:
+                await asyncio.to_thread(self.retention.compact, time.time())
+            except Exception:
+                logger.exception("store compaction failed; trying again next interval")
+            await asyncio.sleep(self.settings.store.compaction_interval)
 
     def wait_notifications(self) -> None:
         for background in self._background:

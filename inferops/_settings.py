@@ -23,6 +23,7 @@ from pydantic import (
     Field,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 from ._exceptions import ConfigError
@@ -58,7 +59,22 @@ class _Section(BaseModel):
 
 
 class StoreSettings(_Section):
+    """Where samples live and how long: raw samples for `retention_raw`, then 1-minute
+    roll-ups until `retention_rollup`; `compaction_interval` is how often that is enforced."""
+
     url: str = "sqlite:///.inferops/inferops.db"
+    retention_raw: Duration = Field(default=6 * 3600.0, gt=0)
+    retention_rollup: Duration = Field(default=35 * 86400.0, gt=0)
+    compaction_interval: Duration = Field(default=300.0, gt=0)
+
+    @model_validator(mode="after")
+    def _rollups_outlive_raw(self) -> StoreSettings:
+        if self.retention_rollup < self.retention_raw:
+            raise ValueError(
+                f"retention_rollup ({self.retention_rollup:.0f}s) must be at least "
+                f"retention_raw ({self.retention_raw:.0f}s)"
+            )
+        return self
 
     @field_validator("url")
     @classmethod
@@ -91,6 +107,24 @@ class StaticConfig(_Section):
         return targets
 
 
+class FileSdConfig(_Section):
+    """Prometheus's `file_sd_configs` entry: files (a glob in the last path element) of
+    JSON or YAML target groups, read again every `refresh_interval` when they change."""
+
+    files: list[str] = Field(min_length=1)
+    refresh_interval: Duration = Field(default=300.0, gt=0)
+
+    @field_validator("files")
+    @classmethod
+    def _known_extension(cls, files: list[str]) -> list[str]:
+        for pattern in files:
+            if not pattern.endswith((".json", ".yml", ".yaml")):
+                raise ValueError(
+                    f"file_sd files must end in .json, .yml or .yaml, got {pattern!r}"
+                )
+        return files
+
+
 class ScrapeConfig(_Section):
     job_name: str
     scrape_interval: Duration | None = None
@@ -98,6 +132,7 @@ class ScrapeConfig(_Section):
     metrics_path: str = "/metrics"
     scheme: Literal["http", "https"] = "http"
     static_configs: list[StaticConfig] = Field(default_factory=list)
+    file_sd_configs: list[FileSdConfig] = Field(default_factory=list)
 
 
 class SloSettings(_Section):

@@ -83,7 +83,14 @@ def postgres_url() -> Iterator[str]:
 def engine(postgres_url: str) -> Iterator[sa.Engine]:
     engine = open_database(postgres_url)
     with engine.begin() as connection:
-        for table in ("metric_samples", "metric_series", "metric_writes"):
+        for table in (
+            "metric_samples",
+            "metric_series",
+            "metric_writes",
+            "metric_rollups",
+            "metric_retention",
+            "inferops_sample_store_version",
+        ):
             connection.exec_driver_sql(f"DROP TABLE IF EXISTS {table}")
     yield engine
     engine.dispose()
@@ -141,3 +148,21 @@ def test_promql_and_the_cache_on_postgresql(engine: sa.Engine) -> None:
     assert source.query("increase(c_total[10s])", 100)[0].value == pytest.approx(
         uncached.query("increase(c_total[10s])", 100)[0].value
     )
+
+
+def test_migrations_and_compaction_on_postgresql(engine: sa.Engine) -> None:
+    from collectors import Retention
+    from collectors._migrations import current_revision
+
+    store = SampleStore(engine)
+    with engine.connect() as connection:
+        assert current_revision(connection) == "0002"
+    store.append([ScrapedSample("c", {"job": "a"}, float(t), 600.0 + t) for t in range(0, 180, 15)])
+    result = Retention(store, raw_s=60, rollup_s=3600).compact(600.0 + 240)
+    assert (result.raw_from_s, result.samples_rolled_up, result.rollups_written) == (780.0, 12, 3)
+    frame = store.select("c", 0, 2000)
+    assert list(zip(frame["timestamp_s"], frame["value"], strict=True)) == [
+        (645.0, 45.0),
+        (705.0, 105.0),
+        (765.0, 165.0),
+    ]

@@ -154,3 +154,90 @@ def test_a_missing_settings_file_is_a_clear_error(tmp_path: Path) -> None:
 )
 def test_durations_read_as_prometheus_writes_them(text: str | float, seconds: float) -> None:
     assert parse_duration(text) == seconds
+
+
+FILE_SD = """\
+scrape_configs:
+  - job_name: nodes
+    scrape_interval: 5s
+    static_configs:
+      - targets: ["10.0.0.1:9400"]
+    file_sd_configs:
+      - files: [targets/*.json, more.yaml]
+        refresh_interval: 30s
+      - files: [other.yml]
+"""
+
+
+def test_file_sd_configs_read_as_prometheus_spells_them() -> None:
+    settings = parse_settings(FILE_SD, environ={})
+    first, second = settings.scrape_configs[0].file_sd_configs
+    assert (first.files, first.refresh_interval) == (["targets/*.json", "more.yaml"], 30.0)
+    assert (second.files, second.refresh_interval) == (["other.yml"], 300.0)  # Prometheus's 5m
+
+
+def test_discovered_groups_become_targets_after_the_static_ones() -> None:
+    from collectors import TargetGroup
+
+    settings = parse_settings(FILE_SD, environ={})
+    groups = [
+        TargetGroup(("10.0.0.2:9400", "10.0.0.1:9400"), {"pool": "h100"}, "a.json:0"),
+        TargetGroup(
+            ("10.0.0.3:9401",),
+            {"__scheme__": "https", "__metrics_path__": "/dcgm", "pool": "a100"},
+            "a.json:1",
+        ),
+    ]
+    targets = [(t.url, dict(t.labels), t.interval_s) for t in scrape_targets(settings, {0: groups})]
+    assert targets == [
+        ("http://10.0.0.1:9400/metrics", {}, 5.0),
+        ("http://10.0.0.2:9400/metrics", {"pool": "h100"}, 5.0),
+        ("http://10.0.0.1:9400/metrics", {"pool": "h100"}, 5.0),
+        ("https://10.0.0.3:9401/dcgm", {"pool": "a100"}, 5.0),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "scrape_configs:\n  - job_name: a\n    file_sd_configs:\n      - files: [t.txt]\n",
+            "inferops.yaml:4: scrape_configs[0].file_sd_configs[0].files: "
+            "file_sd files must end in .json, .yml or .yaml, got 't.txt'",
+        ),
+        (
+            "scrape_configs:\n  - job_name: a\n    file_sd_configs:\n      - files: []\n",
+            "inferops.yaml:4: scrape_configs[0].file_sd_configs[0].files: "
+            "List should have at least 1 item after validation, not 0",
+        ),
+        (
+            "store:\n  retention_raw: 0s\n",
+            "inferops.yaml:2: store.retention_raw: Input should be greater than 0",
+        ),
+    ],
+    ids=["a file_sd file of unknown format", "file_sd without files", "no raw retention"],
+)
+def test_bad_discovery_and_retention_settings_name_their_field(text: str, message: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        parse_settings(text, filename="inferops.yaml", environ={})
+    assert str(error.value) == message
+
+
+def test_retention_defaults_keep_raw_six_hours_and_rollups_35_days() -> None:
+    defaults = load_settings(None, environ={}).store
+    assert (defaults.retention_raw, defaults.retention_rollup, defaults.compaction_interval) == (
+        6 * 3600.0,
+        35 * 86400.0,
+        300.0,
+    )
+    custom = parse_settings("store:\n  retention_raw: 2h\n  retention_rollup: 90d\n", environ={})
+    assert (custom.store.retention_raw, custom.store.retention_rollup) == (7200.0, 90 * 86400.0)
+
+
+def test_rollups_must_outlive_raw_samples() -> None:
+    with pytest.raises(ConfigError) as error:
+        parse_settings("store:\n  retention_raw: 40d\n", filename="inferops.yaml", environ={})
+    assert str(error.value) == (
+        "inferops.yaml:1: store: retention_rollup (3024000s) must be at least "
+        "retention_raw (3456000s)"
+    )
