@@ -33,6 +33,8 @@ class Alert:
     generator_url: str = ""
     value: float | None = None
     last_evaluated_at_s: float | None = None
+    silenced_by: tuple[str, ...] = ()
+    inhibited_by: tuple[str, ...] = ()
 
 
 @runtime_checkable

@@ -16,6 +16,7 @@ continues where the last one stopped.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import json
 import logging
@@ -32,7 +33,11 @@ from slo import AlertingRule
 from ._alert import Alert, AlertState, Notifier
 from ._exceptions import RuleEvaluationError
 from ._fingerprint import fingerprint
-from ._payload import alertmanager_payload, generator_url, group_key, group_labels
+from ._grouping import NotificationPlanner, reached
+from ._inhibition import InhibitRule
+from ._outbox import OutboxEntry, outbox_entries
+from ._payload import generator_url
+from ._silence import SilenceStore
 from ._store import AlertInstance, AlertStore
 from ._template import expand_template
 
@@ -73,10 +78,7 @@ def _label_key(labels: dict[str, str]) -> _LabelKey:
     return tuple(sorted(labels.items()))
 
 
-def _reached(elapsed_s: float, for_s: float) -> bool:
-    """`elapsed >= for`, in whole milliseconds as Prometheus keeps time (float noise in
-    unix-second timestamps must not delay firing by a round)."""
-    return round(elapsed_s * 1000) >= round(for_s * 1000)
+
 
 
 class AlertEngine:
@@ -94,6 +96,11 @@ class AlertEngine:
         group_by: Sequence[str] = (_ALERT_NAME,),
         receiver: str = "inferops",
         repeat_interval_s: float = DEFAULT_REPEAT_INTERVAL_S,
+        outbox_receivers: Sequence[str] = (),
+        group_wait_s: float = 0.0,
+        group_interval_s: float = 0.0,
+        silences: SilenceStore | None = None,
+        inhibit_rules: Sequence[InhibitRule] = (),
     ) -> None:
         if repeat_interval_s <= 0:
             raise ValueError(f"repeat_interval_s must be > 0, got {repeat_interval_s!r}")
@@ -109,6 +116,13 @@ class AlertEngine:
         self._group_by = tuple(group_by)
         self._receiver = receiver
         self._repeat_interval_s = repeat_interval_s
+        self._outbox_receivers = tuple(dict.fromkeys(outbox_receivers))
+        self._planner = NotificationPlanner(
+            group_by=group_by, receiver=receiver, external_url=external_url,
+            repeat_interval_s=repeat_interval_s, group_wait_s=group_wait_s,
+            group_interval_s=group_interval_s, silences=silences, inhibit_rules=inhibit_rules,
+        )
+        self._unsaved_outbox: list[OutboxEntry] = []
         self._lock = threading.Lock()
         self._rules: list[_RuleState] = []
         seen: dict[str, int] = {}
@@ -145,11 +159,21 @@ class AlertEngine:
             )
 
     def active(self) -> list[Alert]:
-        """The engine's pending and firing alerts, in rule order."""
+        """The engine's pending and firing alerts, in rule order; a firing alert muted in
+        the last round carries the silences (`silenced_by`) and alerts (`inhibited_by`)
+        that muted it."""
         with self._lock:
             return [
-                instance.to_alert() for state in self._rules for instance in state.active.values()
+                self._shown(instance)
+                for state in self._rules for instance in state.active.values()
             ]
+
+    def _shown(self, instance: AlertInstance) -> Alert:
+        alert = instance.to_alert()
+        muting = self._planner.muting.get(instance.fingerprint)
+        if muting is None or instance.state != AlertState.FIRING:
+            return alert
+        return dataclasses.replace(alert, silenced_by=muting[0], inhibited_by=muting[1])
 
     def evaluate(self, at_s: float) -> list[Alert]:
         """One round at `at_s` (unix seconds): the alerts whose state changed (new pending,
@@ -186,21 +210,42 @@ class AlertEngine:
                     logger.info("alerting rule %s evaluates again", state.rule.alert)
                 self._apply(state, elements, at_s, changed, touched, fired, resolved)
             unsaved, self._unsaved = self._unsaved, []
-            self._save([*unsaved, *touched])
-            sent = self._notify(at_s, fired, resolved)
-            if sent:
-                self._save(sent)
-            return [instance.to_alert() for instance in changed]
+            unsent, self._unsaved_outbox = self._unsaved_outbox, []
+            firing = [
+                instance for state in self._rules for instance in state.active.values()
+                if instance.state == AlertState.FIRING
+            ]
+            sent, payloads = self._planner.plan(at_s, firing, resolved)
+            entries = [
+                entry for _, payload in payloads
+                for entry in outbox_entries(self._outbox_receivers, payload, at_s)
+            ]
+            # With in-process notifiers, "notified" is stored only after they were called, so a
+            # crash in between notifies them again after the restart (and the outbox gets that
+            # group again under a new sequence); with the outbox alone, it is one transaction.
+            at_once = not self._notifiers
+            if at_once:
+                _mark_notified(sent, at_s)
+            self._save([*unsaved, *touched, *(sent if at_once else [])], [*unsent, *entries])
+            for key, payload in payloads:
+                self._deliver(key, payload)
+            if sent and not at_once:
+                _mark_notified(sent, at_s)
+                self._save(sent, [])
+            return [self._shown(instance) for instance in changed]
 
-    def _save(self, instances: list[AlertInstance]) -> None:
+    def _save(self, instances: list[AlertInstance], entries: list[OutboxEntry]) -> None:
+        """Alert changes and the outbox rows they cause, in one transaction."""
         unique = list({id(instance): instance for instance in instances}.values())
         try:
-            self._store.save(unique)
+            self._store.save(unique, entries)
         except Exception:
             logger.exception(
-                "could not store %d alert(s); trying again with the next evaluation", len(unique)
+                "could not store %d alert(s) and %d outbox notification(s); trying again with "
+                "the next evaluation", len(unique), len(entries),
             )
             self._unsaved.extend(unique)
+            self._unsaved_outbox.extend(entries)
 
     def _elements(
         self, rule: AlertingRule, samples: Iterable[InstantSample]
@@ -263,7 +308,7 @@ class AlertEngine:
             instance.value = element.value
             instance.last_evaluated_at_s = at_s
             touched.append(instance)
-            if instance.state == AlertState.PENDING and _reached(
+            if instance.state == AlertState.PENDING and reached(
                 at_s - instance.active_at_s, state.rule.for_s
             ):
                 instance.state = AlertState.FIRING
@@ -292,53 +337,6 @@ class AlertEngine:
         instance.resolved_at_s = at_s
         changed.append(instance)
 
-    def _notify(
-        self, at_s: float, fired: list[AlertInstance], resolved: list[AlertInstance]
-    ) -> list[AlertInstance]:
-        """Send the round's groups; returns the firing instances that were sent."""
-        groups: dict[str, tuple[dict[str, str], list[AlertInstance]]] = {}
-
-        def group_of(instance: AlertInstance) -> list[AlertInstance]:
-            labels = group_labels(instance.labels, self._group_by)
-            return groups.setdefault(group_key(labels), (labels, []))[1]
-
-        for instance in [*fired, *resolved]:
-            group_of(instance).append(instance)
-        firing_now = [
-            instance for state in self._rules for instance in state.active.values()
-            if instance.state == AlertState.FIRING
-        ]
-        fired_ids = {id(instance) for instance in fired}
-        due_keys = {
-            group_key(group_labels(instance.labels, self._group_by))
-            for instance in firing_now
-            if id(instance) not in fired_ids and (
-                instance.notified_at_s is None
-                or _reached(at_s - instance.notified_at_s, self._repeat_interval_s)
-            )
-        }
-        for instance in firing_now:
-            if id(instance) in fired_ids:
-                continue
-            key = group_key(group_labels(instance.labels, self._group_by))
-            if key in due_keys:
-                group_of(instance).append(instance)
-        sent: list[AlertInstance] = []
-        for key, (labels, members) in sorted(groups.items()):
-            members.sort(key=lambda instance: _label_key(instance.labels))
-            payload = alertmanager_payload(
-                [instance.to_alert() for instance in members],
-                receiver=self._receiver,
-                group_labels=labels,
-                external_url=self._external_url,
-            )
-            self._deliver(key, payload)
-            for instance in members:
-                if instance.state == AlertState.FIRING:
-                    instance.notified_at_s = at_s
-                    sent.append(instance)
-        return sent
-
     def _deliver(self, key: str, payload: dict[str, Any]) -> None:
         for notifier in self._notifiers:
             try:
@@ -348,6 +346,11 @@ class AlertEngine:
                     "notifier %r failed to take the %s notification for group %s",
                     notifier, payload["status"], key,
                 )
+
+
+def _mark_notified(instances: list[AlertInstance], at_s: float) -> None:
+    for instance in instances:
+        instance.notified_at_s = at_s
 
 
 def _described(instance: AlertInstance) -> str:

@@ -25,3 +25,12 @@ class NotificationError(AlertingError):
         self.url = url
         self.status_code = status_code
         super().__init__(message)
+
+
+class MatcherError(AlertingError, ValueError):
+    """A label matcher is malformed; the message quotes it and says what is wrong."""
+
+
+class SilenceError(AlertingError, ValueError):
+    """A silence cannot be created or expired as asked (no matchers, ends before it starts,
+    unknown id); the message names the field and value."""

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from ._alert import Alert, AlertState
+from ._outbox import OutboxEntry, insert_entries, outbox_metadata
 
 _metadata = sa.MetaData()
 _alerts = sa.Table(
@@ -84,6 +85,11 @@ class AlertStore:
     def __init__(self, engine: sa.Engine) -> None:
         self._engine = engine
         _metadata.create_all(engine, checkfirst=True)
+        outbox_metadata.create_all(engine, checkfirst=True)
+
+    @property
+    def engine(self) -> sa.Engine:
+        return self._engine
 
     def active(self) -> list[Alert]:
         """Pending and firing alerts, newest first."""
@@ -108,10 +114,13 @@ class AlertStore:
         with self._engine.connect() as connection:
             return [_instance(row) for row in connection.execute(query)]
 
-    def save(self, instances: Sequence[AlertInstance]) -> None:
-        """Insert new instances and update the others, in one transaction; new instances get
+    def save(
+        self, instances: Sequence[AlertInstance], notifications: Sequence[OutboxEntry] = ()
+    ) -> None:
+        """Insert new instances and update the others, and add `notifications` to the
+        outbox, in one transaction (so a crash keeps both or neither); new instances get
         their `id` once it committed."""
-        if not instances:
+        if not instances and not notifications:
             return
         updates = [
             {"key": instance.id, **_values(instance)}
@@ -133,6 +142,7 @@ class AlertStore:
                     .values({name: sa.bindparam(name) for name in _UPDATED})
                 )
                 connection.execute(statement, updates)
+            insert_entries(connection, notifications)
         for instance, key in inserted:  # only once committed: a failed save is retried whole
             instance.id = key
 

@@ -22,6 +22,7 @@ from tenacity import (
 )
 
 from ._exceptions import NotificationError
+from ._outbox import DEDUP_HEADER
 
 logger = logging.getLogger("alerting.webhook")
 
@@ -112,11 +113,40 @@ class WebhookNotifier:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def notify(self, payload: Mapping[str, Any]) -> None:
+    def _request(
+        self, payload: Mapping[str, Any], dedup_key: str | None
+    ) -> tuple[bytes, dict[str, str]]:
         body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
         headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT}
         if self._secret is not None:
             headers[SIGNATURE_HEADER] = signature(self._secret, body)
+        if dedup_key is not None:
+            headers[DEDUP_HEADER] = dedup_key
+        return body, headers
+
+    def deliver(self, payload: Mapping[str, Any], *, dedup_key: str) -> None:
+        """One attempt, with `X-InferOps-Dedup-Key` set (the outbox's `DeliveryWorker`
+        retries); raises `NotificationError` when the receiver did not take it."""
+        body, headers = self._request(payload, dedup_key)
+        what = f"the webhook {self._shown_url}"
+        try:
+            self._post(body, headers)
+        except _ServerError as error:
+            raise NotificationError(
+                f"{what} answered {error.status_code} ({error.detail})",
+                url=self._shown_url, status_code=error.status_code,
+            ) from None
+        except httpx.TimeoutException:
+            raise NotificationError(
+                f"{what} did not answer within {self._timeout_s:g} s", url=self._shown_url
+            ) from None
+        except httpx.HTTPError as error:
+            raise NotificationError(
+                f"cannot reach {what}: {type(error).__name__}: {error}", url=self._shown_url
+            ) from None
+
+    def notify(self, payload: Mapping[str, Any]) -> None:
+        body, headers = self._request(payload, None)
         retrying = Retrying(
             stop=stop_after_attempt(self._attempts),
             wait=wait_exponential(multiplier=self._backoff_s, max=self._max_backoff_s)

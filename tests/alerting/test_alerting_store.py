@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from alerting_doubles import RecordingNotifier, ScriptedSource, sample
 
 from alerting import AlertEngine, AlertState, AlertStore
+from alerting._outbox import OutboxEntry
 from alerting._store import AlertInstance
 from collectors import InstantSample
 from slo import AlertingRule
@@ -190,11 +191,13 @@ def test_a_database_error_delays_storing_but_not_notifying(
     class FlakyStore(AlertStore):
         failures = 1
 
-        def save(self, instances: Sequence[AlertInstance]) -> None:
+        def save(
+            self, instances: Sequence[AlertInstance], notifications: Sequence[OutboxEntry] = ()
+        ) -> None:
             if self.failures:
                 self.failures -= 1
                 raise sa.exc.OperationalError("INSERT", {}, Exception("database is locked"))
-            super().save(instances)
+            super().save(instances, notifications)
 
     source.script(EXPR, {t: down(t) for t in (0, 1)})
     notifier = RecordingNotifier()
@@ -204,7 +207,10 @@ def test_a_database_error_delays_storing_but_not_notifying(
         [fired] = engine.evaluate(0)
     assert fired.state == AlertState.FIRING
     assert [body["status"] for body in notifier.payloads] == ["firing"]
-    assert "could not store 1 alert(s); trying again with the next evaluation" in caplog.text
+    assert (
+        "could not store 1 alert(s) and 0 outbox notification(s); trying again with the next "
+        "evaluation"
+    ) in caplog.text
 
     assert engine.evaluate(1) == []
     [stored] = store.recent(10)
