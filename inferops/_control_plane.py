@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 import sqlalchemy
 
-from alerting import AlertEngine, AlertStore, Notifier, WebhookNotifier
+from alerting import AlertEngine, AlertStore, DeliveryWorker, Notifier, WebhookNotifier
 from collectors import (
     FileDiscovery,
     Retention,
@@ -150,17 +150,20 @@ class ControlPlane:
         self.alert_store = AlertStore(self.database)
         self.decisions = DecisionLog(self.database)
         self._background: list[BackgroundNotifier] = []
-        notifiers: list[Notifier] = [
-            self._in_background(
-                WebhookNotifier(
-                    receiver.url,
-                    secret=os.environ.get(receiver.secret_env) if receiver.secret_env else None,
-                    timeout_s=receiver.timeout,
-                ),
-                receiver.name,
+        # Webhook receivers go through the durable outbox: written with the alert change in
+        # one transaction, delivered (and retried with backoff) by a worker thread, so a
+        # receiver that is down, or a control plane killed mid-delivery, loses nothing.
+        self._webhooks: dict[str, WebhookNotifier] = {
+            receiver.name: WebhookNotifier(
+                receiver.url,
+                secret=os.environ.get(receiver.secret_env) if receiver.secret_env else None,
+                timeout_s=receiver.timeout,
+                attempts=1,
             )
             for receiver in settings.alerting.receivers
-        ]
+        }
+        self.delivery = DeliveryWorker(self.database, self._webhooks)
+        notifiers: list[Notifier] = []
         self.remediation: RemediationEngine | None = None
         if settings.remediation.enabled and settings.remediation.policy_file:
             token = admin_token or settings.admin_token()
@@ -195,6 +198,7 @@ class ControlPlane:
             notifiers,
             external_url=settings.alerting.external_url,
             group_by=tuple(settings.alerting.group_by),
+            outbox_receivers=tuple(self._webhooks),
         )
         self.last_slo_statuses: list[SloStatus] = []
 
@@ -217,6 +221,8 @@ class ControlPlane:
     def evaluate_once(self, at_s: float) -> None:
         """One evaluation round: alert rules (and their notifications), then SLO status."""
         self.alert_engine.evaluate(at_s)
+        if self._webhooks:
+            self.delivery.wake()
         statuses = [
             self.slo_evaluator.evaluate(spec, at_s, self.windows) for spec in self.slo_specs
         ]
@@ -232,12 +238,16 @@ class ControlPlane:
             for _, discovery in self.discoveries
         )
         background.append(asyncio.create_task(self._compact_forever(), name="compaction"))
+        if self._webhooks:
+            self.delivery.start()
         try:
             await self._evaluate_forever()
         finally:
             for task in background:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)
+            if self._webhooks:
+                await asyncio.to_thread(self.delivery.stop)
 
     async def _evaluate_forever(self) -> None:
         interval = self.settings.global_.evaluation_interval
@@ -259,12 +269,17 @@ class ControlPlane:
             await asyncio.sleep(self.settings.store.compaction_interval)
 
     def wait_notifications(self) -> None:
+        """Hand every queued notification to its receiver once (the demo's shutdown)."""
         for background in self._background:
             background.wait_idle()
+        if self._webhooks:
+            self.delivery.deliver_due()
 
     def close(self) -> None:
         for background in self._background:
             background.close()
+        for webhook in self._webhooks.values():
+            webhook.close()
         self.database.dispose()
 
 
