@@ -21,6 +21,8 @@ from typing import Any
 
 import httpx
 
+from reference_server import ENV_API_KEYS, generate_api_key
+
 from ._control_plane import ControlPlane
 from ._demo_report import Timeline, build_report, loop_closed, print_summary
 from ._exceptions import DemoError
@@ -136,7 +138,9 @@ class Demo:
         opts = self.options
         self.run_dir.mkdir(parents=True, exist_ok=True)
         token = self.admin_token()
-        env = {**os.environ, ENV_ADMIN_TOKEN: token, "PYTHONUNBUFFERED": "1"}
+        api_key = generate_api_key()  # the load generator's client key, this run only
+        env = {**os.environ, ENV_ADMIN_TOKEN: token, ENV_API_KEYS: api_key,
+               "PYTHONUNBUFFERED": "1"}
         port = free_port_block(opts.nodes + 2)
         dashboard_port = port + opts.nodes + 1
         router_url = f"http://127.0.0.1:{port}"
@@ -174,7 +178,7 @@ class Demo:
             self.children.append(dashboard)
             self.out(f"Dashboard: http://127.0.0.1:{dashboard_port}/")
         try:
-            return await self._loop(control_plane, router_url, token)
+            return await self._loop(control_plane, router_url, token, api_key)
         finally:
             control_plane.close()
 
@@ -193,12 +197,14 @@ class Demo:
                 raise DemoError(f"only {response.json().get('healthy_nodes')} nodes became healthy")
             time.sleep(0.5)
 
-    async def _loop(self, control_plane: ControlPlane, router_url: str, token: str) -> int:
+    async def _loop(
+        self, control_plane: ControlPlane, router_url: str, token: str, api_key: str
+    ) -> int:
         opts = self.options
         node = "node-1"
         started = time.time()
         timeline = Timeline(self.out, started)
-        load = LoadGenerator(router_url, concurrency=opts.concurrency)
+        load = LoadGenerator(router_url, concurrency=opts.concurrency, api_key=api_key)
         tasks = [
             asyncio.create_task(control_plane.run(), name="control-plane"),
             asyncio.create_task(load.run(), name="load"),

@@ -105,20 +105,46 @@ def fleet_up(
     gpu_backend: Annotated[str, typer.Option(help="nvml | sim | auto")] = "auto",
     gpu_type: Annotated[str, typer.Option(help="Simulated GPU type.")] = "H100-SXM5-80GB",
     device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
+    api_keys_file: Annotated[
+        Path | None,
+        typer.Option(help="Client API keys with per-key limits (YAML or JSON); see README."),
+    ] = None,
+    routing: Annotated[
+        str, typer.Option(help="least-outstanding | round-robin | session-affinity")
+    ] = "least-outstanding",
 ) -> None:
-    """Start the router on PORT and NODES node processes on the next ports."""
+    """Start the router on PORT and NODES node processes on the next ports.
+
+    Clients need an API key (Authorization: Bearer KEY) from $INFEROPS_API_KEYS
+    (comma-separated) or --api-keys-file; with neither, one is generated and printed."""
     import os
     import secrets
 
-    from reference_server import FleetConfig, run_fleet
+    from reference_server import (
+        ENV_API_KEYS,
+        FleetConfig,
+        FleetConfigError,
+        generate_api_key,
+        load_api_keys,
+        parse_api_keys_env,
+        run_fleet,
+    )
 
     _logging(False)
     token = os.environ.get(ENV_ADMIN_TOKEN)
     if not token:
         token = secrets.token_urlsafe(24)
         typer.echo(f"{ENV_ADMIN_TOKEN} is not set; generated an admin token for this run: {token}")
-    run_fleet(
-        FleetConfig(
+    try:
+        keys = load_api_keys(env_text=os.environ.get(ENV_API_KEYS), file=api_keys_file)
+        if not keys:
+            key = generate_api_key()
+            keys = parse_api_keys_env(key)
+            typer.echo(f"{ENV_API_KEYS} is not set and no --api-keys-file; generated a client "
+                       f"API key for this run: {key}")
+        else:
+            typer.echo(f"Client API keys: {', '.join(k.name for k in keys)}")
+        config = FleetConfig(
             nodes=nodes,
             host=host,
             port=port,
@@ -126,8 +152,13 @@ def fleet_up(
             gpu_backend=gpu_backend,
             gpu_type=gpu_type,
             device=device,
+            routing_policy=routing,
+            api_keys=keys,
         )
-    )
+    except FleetConfigError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
+    run_fleet(config)
 
 
 @exporter_app.command("gpu")

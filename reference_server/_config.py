@@ -5,11 +5,15 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from ._api_keys import ApiKey
 from ._exceptions import FleetConfigError
 
 GPU_BACKENDS = ("auto", "sim", "nvml")
 DEVICES = ("auto", "cpu", "cuda")
 DEFAULT_MODEL_NAME = "inferops-tiny"
+LEAST_OUTSTANDING, ROUND_ROBIN, SESSION_AFFINITY = (
+    "least-outstanding", "round-robin", "session-affinity")
+ROUTING_POLICIES = (LEAST_OUTSTANDING, ROUND_ROBIN, SESSION_AFFINITY)
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +36,9 @@ class NodeSpec:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class FleetConfig:
     """A router on `host:port` and `nodes` node processes named node-0..node-{N-1} on
-    ports port+1..port+N. The admin token is never shown by `repr`."""
+    ports port+1..port+N. The admin token and the API keys are never shown by `repr`.
+    `api_keys` empty: `/v1/*` is open. `model_pools` maps a model name to the nodes that
+    serve it (a model without a pool may go to any node)."""
 
     nodes: int = 3
     host: str = "127.0.0.1"
@@ -47,6 +53,9 @@ class FleetConfig:
     node_start_timeout_s: float = 120.0
     drain_timeout_s: float = 30.0
     stop_grace_s: float = 5.0
+    routing_policy: str = LEAST_OUTSTANDING
+    model_pools: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    api_keys: tuple[ApiKey, ...] = field(default=(), repr=False)
 
     def __post_init__(self) -> None:
         if isinstance(self.nodes, bool) or not isinstance(self.nodes, int) or self.nodes < 1:
@@ -81,6 +90,18 @@ class FleetConfig:
             if (isinstance(value, bool) or not isinstance(value, int | float)
                     or not math.isfinite(value) or value <= 0):
                 raise FleetConfigError(name, f"must be a positive number of seconds, got {value!r}")
+
+        if self.routing_policy not in ROUTING_POLICIES:
+            raise FleetConfigError("routing_policy", f"must be one of "
+                                   f"{', '.join(ROUTING_POLICIES)}, got {self.routing_policy!r}")
+        names = {spec.name for spec in self.node_specs()}
+        for model, members in self.model_pools.items():
+            unknown = [name for name in members if name not in names]
+            if not members or unknown:
+                raise FleetConfigError(f"model_pools.{model}", f"must list nodes of this fleet "
+                                       f"({', '.join(sorted(names))}); unknown: {unknown}")
+        if not all(isinstance(key, ApiKey) for key in self.api_keys):
+            raise FleetConfigError("api_keys", "must be ApiKey values")
 
     @property
     def router_url(self) -> str:

@@ -17,8 +17,10 @@ from starlette.responses import Response
 
 from exporters import RequestMetrics
 
-from ._config import DEFAULT_MODEL_NAME, FleetConfig, NodeSpec
+from ._api_keys import ApiKey
+from ._config import DEFAULT_MODEL_NAME, LEAST_OUTSTANDING, FleetConfig, NodeSpec
 from ._exceptions import CycleError
+from ._gateway_access import Gateway
 from ._router_pool import HealthChecker, NodePool, PooledNode, check_health
 from ._router_proxy import RequestProxy, openai_error
 from ._supervisor import NodeController
@@ -27,6 +29,13 @@ logger = logging.getLogger("reference_server.router")
 
 FAULTS_TIMEOUT_S = 5.0
 """How long the router waits for a node to answer a forwarded fault request."""
+
+PROFILE_TIMEOUT_S = 330.0
+"""How long the router waits for a forwarded profile (a capture may last minutes)."""
+
+IMMEDIATE, ALLOW_COMPLETION, UNTIL_DEADLINE = (
+    "immediate", "allow-completion", "allow-completion-until-deadline")
+DRAIN_MODES = (IMMEDIATE, ALLOW_COMPLETION, UNTIL_DEADLINE)
 
 
 class _RouterCollector(Collector):
@@ -43,6 +52,8 @@ class _RouterCollector(Collector):
              lambda n: float(n.drained)),
             ("inferops_router_in_flight", "Requests the router has outstanding on the node.",
              lambda n: float(n.in_flight)),
+            ("inferops_router_node_weight", "The node's routing weight (0: no new requests).",
+             lambda n: n.weight),
         )
         for name, documentation, value in families:
             family = GaugeMetricFamily(name, documentation, labels=["node"])
@@ -70,10 +81,13 @@ class Router:
         connect_timeout_s: float = 1.0,
         read_timeout_s: float = 300.0,
         registry: CollectorRegistry | None = None,
+        routing_policy: str = LEAST_OUTSTANDING,
+        pools: dict[str, list[str]] | None = None,
+        api_keys: Sequence[ApiKey] = (),
     ) -> None:
         if not admin_token:
             raise ValueError("admin_token must not be empty")
-        self.pool = NodePool(nodes)
+        self.pool = NodePool(nodes, policy=routing_policy, pools=pools)
         self.admin_token = admin_token
         self.model_name = model_name
         self.controller = controller
@@ -89,6 +103,13 @@ class Router:
             "failed and why (connect, read, timeout, 5xx).", ["node", "reason"],
             registry=self.registry,
         )
+        self.cut = Counter(
+            "inferops_router_drain_cut", "Requests an immediate drain (or a drain deadline) "
+            "cut on a node: streams ended early, or requests moved before their first byte.",
+            ["node", "what"], registry=self.registry,
+        )
+        self.gateway = Gateway(api_keys, self.registry) if api_keys else None
+        """Without keys, /v1/* is open (a library router); `inferops fleet up` always has keys."""
         self.registry.register(_RouterCollector(self.pool))
         self._cycling: set[str] = set()
         self._proxy_client: httpx.AsyncClient | None = None
@@ -103,6 +124,9 @@ class Router:
             controller=controller, health_interval_s=config.health_interval_s,
             health_timeout_s=config.health_timeout_s, drain_timeout_s=config.drain_timeout_s,
             node_start_timeout_s=config.node_start_timeout_s,
+            routing_policy=config.routing_policy,
+            pools={model: list(names) for model, names in config.model_pools.items()},
+            api_keys=config.api_keys,
         )
 
     def __repr__(self) -> str:
@@ -124,7 +148,8 @@ class Router:
             timeout=httpx.Timeout(FAULTS_TIMEOUT_S, connect=1.0), trust_env=False,
         )
         self._proxy = RequestProxy(self.pool, self._proxy_client, model_name=self.model_name,
-                                   metrics=self.metrics, retries=self.retries)
+                                   metrics=self.metrics, retries=self.retries, cut=self.cut,
+                                   gateway=self.gateway)
         checker = HealthChecker(self.pool, self._control_client,
                                 interval_s=self.health_interval_s, timeout_s=self.health_timeout_s)
         self._health_task = asyncio.create_task(checker.run(), name="router-health")
@@ -150,10 +175,41 @@ class Router:
 
     # -- admin actions --------------------------------------------------------------------
 
-    def drain(self, name: str) -> PooledNode:
+    def drain(self, name: str, mode: str = ALLOW_COMPLETION,
+              deadline_s: float | None = None) -> PooledNode:
+        """No new requests for `name`; then, by mode: cut what is in flight now
+        (immediate), let it finish (allow-completion), or let it finish until `deadline_s`
+        and cut what is still running then (allow-completion-until-deadline)."""
+        if mode not in DRAIN_MODES:
+            raise ValueError(f"mode: must be one of {', '.join(DRAIN_MODES)}, got {mode!r}")
+        if mode == UNTIL_DEADLINE and (deadline_s is None or not 0 < deadline_s <= 86400):
+            raise ValueError(f"deadline_s: {mode} needs a number of seconds in (0, 86400], "
+                             f"got {deadline_s!r}")
         node = self.pool.get(name)
-        self.pool.drain(node)
+        self.pool.drain(node, why=f"by admin ({mode})")
+        if node.drain_deadline is not None:
+            node.drain_deadline.cancel()
+            node.drain_deadline = None
+        if mode == IMMEDIATE:
+            self._cut_in_flight(node, mode)
+        elif mode == UNTIL_DEADLINE:
+            assert deadline_s is not None
+            node.drain_deadline = asyncio.get_running_loop().call_later(
+                deadline_s, self._deadline_reached, node, deadline_s)
         return node
+
+    def _cut_in_flight(self, node: PooledNode, why: str) -> None:
+        count = self.pool.cut(node)
+        if count:
+            logger.warning("%s: cut %d request(s) in flight (%s)", node.name, count, why)
+
+    def _deadline_reached(self, node: PooledNode, deadline_s: float) -> None:
+        node.drain_deadline = None
+        if node.drained:
+            self._cut_in_flight(node, f"drain deadline of {deadline_s:g} s reached")
+
+    def set_weights(self, weights: dict[str, float]) -> None:
+        self.pool.set_weights(weights, why="by admin")
 
     def undrain(self, name: str) -> PooledNode:
         node = self.pool.get(name)
@@ -216,21 +272,32 @@ class Router:
 
     async def forward_faults(self, name: str, method: str, body: bytes) -> Response:
         """POST or DELETE the node's /admin/faults with the admin token; relay its answer."""
+        what = "cleared faults" if method == "DELETE" else f"fault {_fault_kind(body)}"
+        return await self._forward(name, method, "/admin/faults",
+                                   body if method == "POST" else None, what, FAULTS_TIMEOUT_S)
+
+    async def forward_profile(self, name: str, body: bytes) -> Response:
+        """POST the node's /admin/profile (a torch.profiler capture); relay its answer."""
+        return await self._forward(name, "POST", "/admin/profile", body, "profile",
+                                   PROFILE_TIMEOUT_S)
+
+    async def _forward(self, name: str, method: str, path: str, body: bytes | None, what: str,
+                       timeout_s: float) -> Response:
         node = self.pool.get(name)
         assert self._control_client is not None
         try:
             answer = await self._control_client.request(
-                method, f"{node.url}/admin/faults", content=body if method == "POST" else None,
+                method, f"{node.url}{path}", content=body,
                 headers={"Authorization": f"Bearer {self.admin_token}",
                          "Content-Type": "application/json"},
+                timeout=httpx.Timeout(timeout_s, connect=1.0),
             )
         except httpx.HTTPError as error:
-            logger.warning("%s did not answer %s /admin/faults: %s", name, method,
+            logger.warning("%s did not answer %s %s: %s", name, method, path,
                            type(error).__name__)
             return openai_error(
-                503, f"{name} did not answer {method} /admin/faults "
+                503, f"{name} did not answer {method} {path} "
                 f"({type(error).__name__}: {error or 'no detail'})", "server_error")
-        what = "cleared faults" if method == "DELETE" else f"fault {_fault_kind(body)}"
         logger.info("%s on %s: the node answered %d", what, name, answer.status_code)
         return Response(answer.content, status_code=answer.status_code,
                         media_type=answer.headers.get("content-type", "application/json"))

@@ -6,9 +6,12 @@ error, the router's own included, is answered in OpenAI's error shape.
 
 from __future__ import annotations
 
+import json
+import math
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -27,6 +30,34 @@ _ERROR_TYPES = {400: "invalid_request_error", 401: "invalid_request_error",
 
 class _Unauthorized(Exception):
     pass
+
+
+class _BadBody(Exception):
+    """An admin request body that is not what the route takes; the message names the field."""
+
+    def __init__(self, message: str, param: str | None = None) -> None:
+        super().__init__(message)
+        self.param = param
+
+
+async def _json_object(request: Request, *, optional: bool = False) -> dict[str, Any]:
+    body = await request.body()
+    if optional and not body.strip():
+        return {}
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        raise _BadBody("the body must be a JSON object") from None
+    if not isinstance(parsed, dict):
+        raise _BadBody("the body must be a JSON object")
+    return parsed
+
+
+def _number(body: dict[str, Any], name: str) -> float:
+    value = body.get(name)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise _BadBody(f"{name}: must be a number, got {value!r}", name)
+    return float(value)
 
 
 def create_router_app(router: Router) -> FastAPI:
@@ -55,6 +86,11 @@ def create_router_app(router: Router) -> FastAPI:
         return openai_error(401, "missing or invalid admin token (Authorization: Bearer ...)",
                             "invalid_request_error", code="invalid_api_key",
                             headers={"WWW-Authenticate": "Bearer"})
+
+    @app.exception_handler(_BadBody)
+    async def bad_body(_: Request, error: Exception) -> Response:
+        assert isinstance(error, _BadBody)
+        return openai_error(400, str(error), "invalid_request_error", param=error.param)
 
     @app.exception_handler(UnknownNodeError)
     async def unknown_node(_: Request, error: Exception) -> Response:
@@ -98,8 +134,40 @@ def create_router_app(router: Router) -> FastAPI:
         return JSONResponse({"node": node.as_json()})
 
     @app.post("/admin/nodes/{name}/drain", dependencies=authorized)
-    async def drain(name: str) -> Response:
-        return answer(router.drain(name))
+    async def drain(name: str, request: Request) -> Response:
+        body = await _json_object(request, optional=True)
+        mode = body.get("mode", "allow-completion")
+        deadline = _number(body, "deadline_s") if "deadline_s" in body else None
+        try:
+            return answer(router.drain(name, str(mode), deadline))
+        except ValueError as error:
+            field = str(error).partition(":")[0]
+            raise _BadBody(str(error), field) from None
+
+    @app.post("/admin/nodes/{name}/weight", dependencies=authorized)
+    async def weight(name: str, request: Request) -> Response:
+        value = _number(await _json_object(request), "weight")
+        router.pool.get(name)
+        try:
+            router.set_weights({name: value})
+        except ValueError as error:
+            raise _BadBody(str(error).replace(f"weights.{name}", "weight"), "weight") from None
+        return answer(router.pool.get(name))
+
+    @app.post("/admin/reroute", dependencies=authorized)
+    async def reroute(request: Request) -> Response:
+        weights = (await _json_object(request)).get("weights")
+        if not isinstance(weights, dict) or not weights:
+            raise _BadBody("weights: must be an object of node name to weight", "weights")
+        try:
+            router.set_weights(weights)
+        except ValueError as error:
+            raise _BadBody(str(error), "weights") from None
+        return JSONResponse({"nodes": [node.as_json() for node in router.pool.nodes]})
+
+    @app.post("/admin/nodes/{name}/profile", dependencies=authorized)
+    async def profile(name: str, request: Request) -> Response:
+        return await router.forward_profile(name, await request.body())
 
     @app.post("/admin/nodes/{name}/undrain", dependencies=authorized)
     async def undrain(name: str) -> Response:

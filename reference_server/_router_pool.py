@@ -10,18 +10,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
-from collections.abc import Collection, Sequence
+import math
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 import httpx
 
-from ._config import NodeSpec
+from ._config import LEAST_OUTSTANDING, ROUND_ROBIN, ROUTING_POLICIES, SESSION_AFFINITY, NodeSpec
 from ._exceptions import UnknownNodeError
 
 logger = logging.getLogger("reference_server.router")
 
 SERVING, DRAINING, DRAINED, DOWN = "serving", "draining", "drained", "down"
+
+MAX_WEIGHT = 1000.0
 
 
 class PooledNode:
@@ -34,8 +38,12 @@ class PooledNode:
         self.in_flight = 0
         self.last_error: str | None = "not checked yet"
         self.ever_healthy = False
+        self.weight = 1.0
         self.idle = asyncio.Event()
         self.idle.set()
+        self.cancellers: set[Callable[[], None]] = set()
+        """What an immediate drain calls to cut the requests in flight on this node."""
+        self.drain_deadline: asyncio.TimerHandle | None = None
 
     @property
     def name(self) -> str:
@@ -57,22 +65,41 @@ class PooledNode:
 
     def as_json(self) -> dict[str, Any]:
         return {"name": self.name, "status": self.status, "healthy": self.healthy,
-                "in_flight": self.in_flight, "url": self.url}
+                "in_flight": self.in_flight, "url": self.url, "weight": self.weight}
 
 
 class NodePool:
-    """Nodes in a fixed order; `pick` chooses the available node with the fewest
-    outstanding requests, ties broken round-robin."""
+    """Nodes in a fixed order, and the routing policy that picks one for a request among
+    the available nodes of positive weight (of the request's model pool, when `pools` maps
+    model names to node names; a model without a pool may go to any node):
+    - least-outstanding (default): fewest outstanding requests per unit of weight, ties
+      broken round-robin;
+    - round-robin: smooth weighted round robin (nginx's);
+    - session-affinity: weighted rendezvous hashing of the session key, so a session keeps
+      its node (and its prefix cache) and only the sessions of a node that becomes
+      unavailable move; requests without a session key go least-outstanding."""
 
-    def __init__(self, specs: Sequence[NodeSpec]) -> None:
+    def __init__(self, specs: Sequence[NodeSpec], *, policy: str = LEAST_OUTSTANDING,
+                 pools: Mapping[str, Sequence[str]] | None = None) -> None:
         if not specs:
             raise ValueError("a router needs at least one node")
         names = [spec.name for spec in specs]
         if len(set(names)) != len(names):
             raise ValueError(f"node names must be unique: {names}")
+        if policy not in ROUTING_POLICIES:
+            raise ValueError(f"routing policy must be one of {', '.join(ROUTING_POLICIES)}, "
+                             f"got {policy!r}")
+        self.policy = policy
         self.nodes: tuple[PooledNode, ...] = tuple(PooledNode(spec) for spec in specs)
         self._by_name = {node.name: node for node in self.nodes}
         self._next = 0
+        self._smooth: dict[str, float] = dict.fromkeys(names, 0.0)
+        self.pools: dict[str, frozenset[str]] = {}
+        for model, members in (pools or {}).items():
+            unknown = [name for name in members if name not in self._by_name]
+            if unknown or not members:
+                raise ValueError(f"pool of model {model!r}: unknown or no nodes: {unknown}")
+            self.pools[model] = frozenset(members)
 
     @property
     def names(self) -> list[str]:
@@ -88,20 +115,71 @@ class NodePool:
     def healthy_count(self) -> int:
         return sum(node.healthy for node in self.nodes)
 
-    def pick(self, exclude: Collection[str] = ()) -> PooledNode | None:
+    def pick(self, exclude: Collection[str] = (), *, model: str | None = None,
+             session: str | None = None) -> PooledNode | None:
+        pool = self.pools.get(model) if model is not None else None
+        if self.policy == ROUND_ROBIN:
+            return self._smooth_round_robin(exclude, pool)
+        if self.policy == SESSION_AFFINITY and session is not None:
+            return self._rendezvous(session, exclude, pool)
         best: PooledNode | None = None
         best_index = 0
         count = len(self.nodes)
         for offset in range(count):
             index = (self._next + offset) % count
             node = self.nodes[index]
-            if not node.available or node.name in exclude:
+            if not self._eligible(node, exclude, pool):
                 continue
-            if best is None or node.in_flight < best.in_flight:
+            if best is None or node.in_flight * best.weight < best.in_flight * node.weight:
                 best, best_index = node, index
         if best is not None:
             self._next = (best_index + 1) % count
         return best
+
+    @staticmethod
+    def _eligible(node: PooledNode, exclude: Collection[str],
+                  pool: frozenset[str] | None) -> bool:
+        return (node.available and node.weight > 0 and node.name not in exclude
+                and (pool is None or node.name in pool))
+
+    def _smooth_round_robin(self, exclude: Collection[str],
+                            pool: frozenset[str] | None) -> PooledNode | None:
+        candidates = [n for n in self.nodes if self._eligible(n, exclude, pool)]
+        if not candidates:
+            return None
+        for node in candidates:
+            self._smooth[node.name] += node.weight
+        best = max(candidates, key=lambda n: self._smooth[n.name])
+        self._smooth[best.name] -= sum(n.weight for n in candidates)
+        return best
+
+    def _rendezvous(self, session: str, exclude: Collection[str],
+                    pool: frozenset[str] | None) -> PooledNode | None:
+        best: PooledNode | None = None
+        best_score = -math.inf
+        for node in self.nodes:
+            if not self._eligible(node, exclude, pool):
+                continue
+            digest = hashlib.blake2b(f"{session}\x00{node.name}".encode(), digest_size=8)
+            unit = (int.from_bytes(digest.digest(), "big") + 0.5) / 2.0**64
+            score = node.weight / -math.log(unit)
+            if score > best_score:
+                best, best_score = node, score
+        return best
+
+    def set_weights(self, weights: Mapping[str, float], *, why: str) -> None:
+        """Every weight checked before any is set: a bad entry changes nothing."""
+        for name, weight in weights.items():
+            self.get(name)
+            if (isinstance(weight, bool) or not isinstance(weight, int | float)
+                    or not math.isfinite(weight) or not 0 <= weight <= MAX_WEIGHT):
+                raise ValueError(f"weights.{name}: must be a number in 0..{MAX_WEIGHT:g}, "
+                                 f"got {weight!r}")
+        for name, weight in weights.items():
+            node = self.get(name)
+            if node.weight != weight:
+                logger.info("%s weight %g -> %g %s", name, node.weight, weight, why)
+            node.weight = float(weight)
 
     def acquire(self, node: PooledNode) -> None:
         node.in_flight += 1
@@ -134,7 +212,18 @@ class NodePool:
             logger.info("%s drained %s (%d in flight)", node.name, why, node.in_flight)
         return changed
 
+    def cut(self, node: PooledNode) -> int:
+        """Cancel every request in flight on `node` (an immediate drain); how many."""
+        cancellers = list(node.cancellers)
+        node.cancellers.clear()
+        for cancel in cancellers:
+            cancel()
+        return len(cancellers)
+
     def undrain(self, node: PooledNode, *, why: str = "by admin") -> bool:
+        if node.drain_deadline is not None:
+            node.drain_deadline.cancel()
+            node.drain_deadline = None
         changed = node.drained
         node.drained = False
         if changed:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -28,6 +27,15 @@ from starlette.types import Receive, Scope, Send
 
 from exporters import RequestMetrics, RequestOutcome
 
+from ._api_keys import ApiKey
+from ._gateway_access import (
+    Gateway,
+    RequestFacts,
+    read_request,
+    take_usage_events,
+    usage_of,
+    with_usage_requested,
+)
 from ._router_pool import NodePool, PooledNode
 
 logger = logging.getLogger("reference_server.router")
@@ -72,26 +80,63 @@ class _Streamed:
     first: bytes
 
 
+@dataclass
+class _Client:
+    """Who asked (the gateway's key, when keys are required) and how to meter the answer."""
+
+    key: ApiKey | None = None
+    strip_usage: bool = False  # the usage chunk was asked for by the gateway, not the client
+
+
 class RequestProxy:
     def __init__(
         self, pool: NodePool, client: httpx.AsyncClient, *, model_name: str,
-        metrics: RequestMetrics, retries: Counter,
+        metrics: RequestMetrics, retries: Counter, cut: Counter,
+        gateway: Gateway | None = None,
     ) -> None:
         self._pool = pool
         self._client = client
         self._model_name = model_name
         self._metrics = metrics
         self._retries = retries
+        self._cut = cut
+        self._gateway = gateway
 
     async def handle(self, request: Request) -> Response:
         started = time.perf_counter()
         handler = request.url.path if request.url.path in _HANDLERS else "/v1/{path}"
+        who = _Client()
+        hop = _HOP_BY_HOP
+        if self._gateway is not None:
+            checked = self._gateway.check(request.headers.get("authorization"))
+            if not isinstance(checked, ApiKey):
+                self._record(handler, request.method, checked.status_code, started)
+                return checked
+            who.key = checked
+            hop = _HOP_BY_HOP | {"authorization"}  # a client's key is not the node's business
         body = await request.body()
+        facts, parsed = (read_request(body, request.headers) if request.method == "POST"
+                         else (RequestFacts(session=request.headers.get("x-session-id")), None))
+        if who.key is not None and facts.stream and not facts.wants_usage and parsed is not None:
+            body = with_usage_requested(parsed)
+            who.strip_usage = True
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        headers = [(k, v) for k, v in request.headers.items() if k not in _HOP_BY_HOP]
+        headers = [(k, v) for k, v in request.headers.items() if k not in hop]
         if "accept-encoding" not in request.headers:
             headers.append(("accept-encoding", "identity"))  # relay bytes as the node sends them
-        attempts = asyncio.ensure_future(self._attempts(request.method, target, headers, body))
+        try:
+            return await self._relay(request, handler, who, facts, target, headers, body, started)
+        except BaseException:
+            if who.key is not None and self._gateway is not None:
+                self._gateway.record(who.key, CLIENT_CLOSED)
+            raise
+
+    async def _relay(
+        self, request: Request, handler: str, who: _Client, facts: RequestFacts, target: str,
+        headers: list[tuple[str, str]], body: bytes, started: float,
+    ) -> Response:
+        attempts = asyncio.ensure_future(
+            self._attempts(request.method, target, headers, body, facts))
         gone = asyncio.ensure_future(_client_gone(request))
         try:
             await asyncio.wait({attempts, gone}, return_when=asyncio.FIRST_COMPLETED)
@@ -111,25 +156,31 @@ class RequestProxy:
             attempts.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await attempts
-            self._record(handler, request.method, CLIENT_CLOSED, started)
+            self._record(handler, request.method, CLIENT_CLOSED, started, who=who)
             return Response(status_code=CLIENT_CLOSED)
         result = attempts.result()
         if isinstance(result, _Streamed):
             return _RelayResponse(self, result, handler=handler, method=request.method,
-                                  started=started)
+                                  started=started, who=who)
         if result is None:
-            result = self._no_node(body, [])
+            result = self._no_node(facts, [])
         elif isinstance(result, list):
-            result = self._no_node(body, result)
-        self._record(handler, request.method, result.status_code, started)
+            result = self._no_node(facts, result)
+        if who.key is not None and self._gateway is not None and result.status_code == 200:
+            usage = usage_of(bytes(result.body))
+            if usage is not None:
+                self._gateway.meter(who.key, usage)
+        self._record(handler, request.method, result.status_code, started, who=who)
         return result
 
     async def _attempts(
-        self, method: str, target: str, headers: list[tuple[str, str]], body: bytes
+        self, method: str, target: str, headers: list[tuple[str, str]], body: bytes,
+        facts: RequestFacts,
     ) -> Response | _Streamed | list[_Failure] | None:
         failures: list[_Failure] = []
         for attempt in range(2):
-            node = self._pool.pick(exclude={f.node.name for f in failures})
+            node = self._pool.pick(exclude={f.node.name for f in failures}, model=facts.model,
+                                   session=facts.session)
             if node is None:
                 break
             if attempt == 1:
@@ -153,6 +204,16 @@ class RequestProxy:
         self._pool.acquire(node)
         handed_over = False
         response: httpx.Response | None = None
+        task = asyncio.current_task()
+        cut = False
+
+        def cancel() -> None:
+            nonlocal cut
+            cut = True
+            if task is not None:
+                task.cancel()
+
+        node.cancellers.add(cancel)
         try:
             request = self._client.build_request(method, node.url + target, headers=headers,
                                                  content=body)
@@ -184,26 +245,31 @@ class RequestProxy:
                 return _Failure(node, "timeout", _describe(error))
             except httpx.TransportError as error:
                 return _Failure(node, "read", _describe(error))
+        except asyncio.CancelledError:
+            if not cut or task is None:
+                raise
+            task.uncancel()  # an immediate drain, before any byte: another node may answer
+            self._cut.labels(node=node.name, what="retried").inc()
+            return _Failure(node, "drained", "drained immediately")
         finally:
+            node.cancellers.discard(cancel)
             if not handed_over:
                 if response is not None:
                     with anyio.CancelScope(shield=True):
                         await response.aclose()
                 self._pool.release(node)
 
-    def _no_node(self, body: bytes, failures: list[_Failure]) -> Response:
-        model = self._model_name
-        with contextlib.suppress(ValueError, AttributeError):
-            requested = json.loads(body).get("model")
-            if isinstance(requested, str) and requested:
-                model = requested
+    def _no_node(self, facts: RequestFacts, failures: list[_Failure]) -> Response:
+        model = facts.model or self._model_name
         message = f"no healthy node is serving model {model!r}"
         if failures:
             message += " (" + "; ".join(f"{f.node.name}: {f.detail}" for f in failures) + ")"
         return openai_error(503, message, "server_error")
 
     def _record(self, handler: str, method: str, status: int, started: float,
-                ttft_s: float | None = None) -> None:
+                ttft_s: float | None = None, *, who: _Client | None = None) -> None:
+        if who is not None and who.key is not None and self._gateway is not None:
+            self._gateway.record(who.key, status)
         generation = handler != "/v1/models" and handler != "/v1/{path}"
         self._metrics.record(RequestOutcome(
             handler=handler, method=method, status_code=status,
@@ -213,30 +279,39 @@ class RequestProxy:
 
 
 class _RelayResponse(StreamingResponse):
-    """An event stream relayed as it arrives; closes the node's answer, releases the node
-    and records the request however the relay ends."""
+    """An event stream relayed as it arrives; closes the node's answer, releases the node,
+    meters the usage chunk and records the request however the relay ends. An immediate
+    drain of the node cuts the relay: the client sees the stream end (no [DONE])."""
 
     def __init__(self, proxy: RequestProxy, streamed: _Streamed, *, handler: str, method: str,
-                 started: float) -> None:
+                 started: float, who: _Client) -> None:
         self._proxy = proxy
         self._streamed = streamed
         self._handler = handler
         self._method = method
         self._started = started
+        self._who = who
+        self._usage: tuple[int, int] | None = None
         self._ttft_s: float | None = None
         self._completed = False
         self._broken: str | None = None
+        self._cut = False
         super().__init__(self._relay(), status_code=streamed.response.status_code,
                          headers=_relay_headers(streamed.response, streamed.node))
 
     async def _relay(self) -> AsyncIterator[bytes]:
+        metering = self._who.key is not None
         if self._streamed.first:
             self._ttft_s = time.perf_counter() - self._started
-            yield self._streamed.first
+            yield self._checked(self._streamed.first) if metering else self._streamed.first
         try:
             async for chunk in self._streamed.chunks:
                 if self._ttft_s is None:
                     self._ttft_s = time.perf_counter() - self._started
+                if metering:
+                    chunk = self._checked(chunk)
+                    if not chunk:
+                        continue
                 yield chunk
         except httpx.HTTPError as error:
             self._broken = _describe(error)
@@ -245,19 +320,59 @@ class _RelayResponse(StreamingResponse):
             return
         self._completed = True
 
+    def _checked(self, chunk: bytes) -> bytes:
+        chunk, usage = take_usage_events(chunk, self._who.strip_usage)
+        if usage is not None:
+            self._usage = usage
+        return chunk
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        node = self._streamed.node
+        task = asyncio.current_task()
+        ended = False
+
+        async def tracked(message: dict[str, object]) -> None:
+            nonlocal ended
+            if message["type"] == "http.response.body" and not message.get("more_body"):
+                ended = True
+            await send(message)
+
+        def cancel() -> None:
+            self._cut = True
+            if task is not None:
+                task.cancel()
+
+        node.cancellers.add(cancel)
         try:
-            await super().__call__(scope, receive, send)
+            try:
+                await super().__call__(scope, receive, tracked)  # type: ignore[arg-type]
+            except asyncio.CancelledError:
+                if not self._cut or task is None:
+                    raise
+                task.uncancel()
+                logger.info("cut a stream on %s (drained immediately)", node.name)
+                if not ended:
+                    with contextlib.suppress(Exception):
+                        await send({"type": "http.response.body", "body": b"",
+                                    "more_body": False})
         finally:
+            node.cancellers.discard(cancel)
             with anyio.CancelScope(shield=True):
                 await self._streamed.response.aclose()
-            self._proxy._pool.release(self._streamed.node)
+            self._proxy._pool.release(node)
             status = self._streamed.response.status_code
-            if self._broken is not None:
+            if self._cut:
+                status = 503  # the router ended the stream early
+                self._proxy._cut.labels(node=node.name, what="stream").inc()
+            elif self._broken is not None:
                 status = 502  # the client got a truncated stream: a server error
             elif not self._completed:
                 status = CLIENT_CLOSED
-            self._proxy._record(self._handler, self._method, status, self._started, self._ttft_s)
+            gateway = self._proxy._gateway
+            if self._who.key is not None and gateway is not None and self._usage is not None:
+                gateway.meter(self._who.key, self._usage)
+            self._proxy._record(self._handler, self._method, status, self._started,
+                                self._ttft_s, who=self._who)
 
 
 async def _client_gone(request: Request) -> None:

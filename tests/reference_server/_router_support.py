@@ -4,7 +4,9 @@ processes, and a router served by uvicorn in a background thread."""
 from __future__ import annotations
 
 import contextlib
+import io
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -18,7 +20,7 @@ from typing import Any
 import httpx
 import uvicorn
 
-from reference_server import NodeSpec, Router, create_router_app
+from reference_server import NodeSpec, NodeSupervisor, Router, create_router_app
 
 STANDIN = Path(__file__).with_name("_standin_node.py")
 TOKEN = "test-admin-token-0123456789"
@@ -172,3 +174,52 @@ def router_for(nodes: Sequence[StandinNode], **kwargs: Any) -> Router:
 def completion(stream: bool = False, **extra: Any) -> dict[str, Any]:
     return {"model": "inferops-tiny", "prompt": "hello", "max_tokens": 3, "stream": stream,
             **extra}
+
+
+class SupervisedFleet:
+    """A router with a supervisor of stand-in node processes (so it can cycle them)."""
+
+    def __init__(self, count: int, **router_options: Any) -> None:
+        base = free_port_block(count)
+        self.specs = [NodeSpec(f"node-{i}", "127.0.0.1", base + i) for i in range(count)]
+        self.extra: dict[str, list[str]] = {spec.name: [] for spec in self.specs}
+        self.output = io.StringIO()
+        self.supervisor = NodeSupervisor(
+            self.specs, command=lambda spec: standin_argv(spec, *self.extra[spec.name]),
+            admin_token=TOKEN, stop_grace_s=3.0, stdout=self.output, stderr=self.output,
+        )
+        options: dict[str, Any] = {"health_interval_s": 0.25, "health_timeout_s": 0.5,
+                                   "drain_timeout_s": 5.0, "node_start_timeout_s": 20.0}
+        self.router = Router(self.specs, admin_token=TOKEN, controller=self.supervisor,
+                             **(options | router_options))
+        self.server = RouterServer(self.router)
+
+    def __enter__(self) -> SupervisedFleet:
+        self.supervisor.start_all()
+        self.server.__enter__()
+        wait_until(lambda: all(n["healthy"] for n in self.server.nodes().values()), 20,
+                   "every node healthy")
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.server.__exit__()
+        self.supervisor.stop_all()
+
+    def cycle(self, name: str, timeout_s: float = 30.0) -> httpx.Response:
+        return httpx.post(f"{self.server.url}/admin/nodes/{name}/cycle", headers=AUTH,
+                          timeout=timeout_s)
+
+
+def series(server: RouterServer, name: str) -> dict[tuple[tuple[str, str], ...], float]:
+    """Every sample of one metric on the router's /metrics, by its sorted labels."""
+    found: dict[tuple[tuple[str, str], ...], float] = {}
+    for line in httpx.get(f"{server.url}/metrics").text.splitlines():
+        match = re.fullmatch(r"([^{\s]+)(?:\{(.*)\})? (\S+)", line)
+        if match and match.group(1) == name:
+            labels = tuple(sorted(re.findall(r'(\w+)="([^"]*)"', match.group(2) or "")))
+            found[labels] = float(match.group(3))
+    return found
+
+
+def count(server: RouterServer, name: str, **labels: str) -> float:
+    return series(server, name).get(tuple(sorted(labels.items())), 0.0)

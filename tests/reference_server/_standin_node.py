@@ -3,7 +3,8 @@
 Run as `python _standin_node.py --name node-0 --host 127.0.0.1 --port P` with
 INFEROPS_ADMIN_TOKEN set (other node flags are accepted and ignored). It serves the node
 contract's /health, /v1/models, /v1/completions and /v1/chat/completions (SSE with
-"stream": true), /admin/faults and /admin/drain|undrain, and, for the tests only:
+"stream": true, a usage chunk with stream_options.include_usage), /admin/faults,
+/admin/drain|undrain and /admin/profile (a fixed one-op table), and, for the tests only:
 - request fields `test_token_delay_s` (seconds between tokens) and `test_exit_after_tokens`
   (the process exits after sending that many stream chunks);
 - GET /_test/stats: what it received and answered.
@@ -118,6 +119,13 @@ def build_app(name: str, token: str) -> Starlette:
                     if exit_after is not None and i + 1 >= int(exit_after):
                         await asyncio.sleep(0.05)
                         os._exit(1)
+                options = body.get("stream_options") or {}
+                if options.get("include_usage"):
+                    usage = {"prompt_tokens": 3, "completion_tokens": tokens,
+                             "total_tokens": 3 + tokens}
+                    last = {"id": "cmpl-1", "object": kind + (".chunk" if chat else ""),
+                            "model": MODEL, "choices": [], "usage": usage}
+                    yield f"data: {json.dumps(last)}\n\n".encode()
                 yield b"data: [DONE]\n\n"
                 state["completed"] += 1
             except asyncio.CancelledError:
@@ -168,6 +176,17 @@ def build_app(name: str, token: str) -> Starlette:
             return error(401, "invalid admin token", "invalid_request_error")
         state["draining"] = False
         return JSONResponse({"draining": False})
+
+    @route("/admin/profile", "POST")
+    async def profile(request: Request) -> Response:
+        if not authorized(request):
+            return error(401, "invalid admin token", "invalid_request_error")
+        body = await request.json()
+        steps = body.get("steps")
+        if not isinstance(steps, int) or steps < 1:
+            return error(400, "steps: must be a positive integer", "invalid_request_error")
+        return JSONResponse({"node": name, "steps": steps,
+                             "ops": [{"name": "aten::mm", "calls": steps, "share": 1.0}]})
 
     @route("/_test/stats", "GET")
     async def stats(_: Request) -> Response:

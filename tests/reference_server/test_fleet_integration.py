@@ -30,7 +30,8 @@ def fleet(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], int, Path]]
         process = subprocess.Popen(
             [sys.executable, "-m", "inferops", "fleet", "up", "--nodes", "2", "--port", str(port),
              "--gpu-backend", "sim", "--device", "cpu"],
-            env={**os.environ, "INFEROPS_ADMIN_TOKEN": TOKEN, "PYTHONUNBUFFERED": "1"},
+            env={**{k: v for k, v in os.environ.items() if k != "INFEROPS_API_KEYS"},
+                 "INFEROPS_ADMIN_TOKEN": TOKEN, "PYTHONUNBUFFERED": "1"},
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
         )
         try:
@@ -63,13 +64,20 @@ def test_fleet_up_serves_cycles_and_stops_cleanly(
             return -1
 
     wait_until(lambda: healthy_nodes() == 2, 150.0, "2 healthy nodes", interval_s=0.5)
+    printed = re.search(r"INFEROPS_API_KEYS is not set and no --api-keys-file; generated a "
+                        r"client API key for this run: (sk-inferops-\S+)$",
+                        log_path.read_text(errors="replace"), re.MULTILINE)
+    assert printed is not None, log_path.read_text(errors="replace")
+    key = {"Authorization": f"Bearer {printed.group(1)}"}
+    denied = CLIENT.post(f"{url}/v1/completions", timeout=60.0, json={"prompt": "x"})
+    assert denied.status_code == 401
 
-    answer = CLIENT.post(f"{url}/v1/completions", timeout=60.0, json={
+    answer = CLIENT.post(f"{url}/v1/completions", timeout=60.0, headers=key, json={
         "model": "inferops-tiny", "prompt": "The on-call engineer", "max_tokens": 6})
     assert answer.status_code == 200, answer.text
     assert answer.json()["usage"]["completion_tokens"] == 6
 
-    with CLIENT.stream("POST", f"{url}/v1/chat/completions", timeout=60.0, json={
+    with CLIENT.stream("POST", f"{url}/v1/chat/completions", timeout=60.0, headers=key, json={
         "model": "inferops-tiny", "messages": [{"role": "user", "content": "hello"}],
         "max_tokens": 5, "stream": True,
     }) as stream:
@@ -83,6 +91,8 @@ def test_fleet_up_serves_cycles_and_stops_cleanly(
     assert 'http_requests_total{handler="/v1/completions",method="POST",status="2xx"} 1.0' in (
         metrics)
     assert 'inferops_router_node_healthy{node="node-1"} 1.0' in metrics
+    assert 'inferops_gateway_tokens_total{api_key_name="key-' in metrics
+    assert printed.group(1) not in metrics
 
     output = log_path.read_text(errors="replace")
     pids = {name: int(pid) for name, pid in
@@ -94,7 +104,7 @@ def test_fleet_up_serves_cycles_and_stops_cleanly(
         states = {state.name: state for state in driver.nodes()}
     assert states["node-1"].status == NodeStatus.SERVING and states["node-1"].healthy
     assert not alive(pids["node-1"])  # the cycle replaced the process
-    after_cycle = CLIENT.post(f"{url}/v1/completions", timeout=60.0, json={
+    after_cycle = CLIENT.post(f"{url}/v1/completions", timeout=60.0, headers=key, json={
         "prompt": "again", "max_tokens": 2})
     assert after_cycle.status_code == 200
 

@@ -3,7 +3,6 @@ over HTTP, and through `remediation.ReferenceFleetDriver`, its real client."""
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,17 +14,16 @@ from _router_support import (
     TOKEN,
     RouterServer,
     StandinNode,
+    SupervisedFleet,
     completion,
     router_for,
-    standin_argv,
     standin_nodes,
     wait_until,
 )
 
-from reference_server import NodeSpec, NodeSupervisor, Router
 from remediation import FleetDriverError, NodeStatus, ReferenceFleetDriver, UnknownNodeError
 
-NODE_KEYS = {"name", "status", "healthy", "in_flight", "url"}
+NODE_KEYS = {"name", "status", "healthy", "in_flight", "url", "weight"}
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +73,7 @@ def test_admin_nodes_lists_every_node_in_the_contract_shape(fleet: Any) -> None:
     for node, entry in zip(nodes, listed, strict=True):
         assert set(entry) == NODE_KEYS
         assert entry == {"name": node.spec.name, "status": "serving", "healthy": True,
-                         "in_flight": 0, "url": node.url}
+                         "in_flight": 0, "url": node.url, "weight": 1.0}
 
 
 @pytest.mark.parametrize(("method", "action"), [
@@ -104,7 +102,8 @@ def test_a_drained_node_finishes_its_streams_and_gets_no_new_requests(fleet: Any
         drained = client.post(f"{server.url}/admin/nodes/{node}/drain", headers=AUTH)
         assert drained.status_code == 200
         assert drained.json() == {"node": {"name": node, "status": "draining", "healthy": True,
-                                           "in_flight": 1, "url": server.nodes()[node]["url"]}}
+                                           "in_flight": 1, "url": server.nodes()[node]["url"],
+                                           "weight": 1.0}}
         others = {client.post(f"{server.url}/v1/completions", json=completion())
                   .headers["x-inferops-node"] for _ in range(6)}
         assert node not in others
@@ -163,40 +162,6 @@ def test_faults_on_a_node_that_does_not_answer_are_503() -> None:
 
 
 # -- cycle: a router with a supervisor of stand-in node processes ----------------------------
-
-
-class SupervisedFleet:
-    def __init__(self, count: int, **router_options: Any) -> None:
-        from _router_support import free_port_block
-
-        base = free_port_block(count)
-        self.specs = [NodeSpec(f"node-{i}", "127.0.0.1", base + i) for i in range(count)]
-        self.extra: dict[str, list[str]] = {spec.name: [] for spec in self.specs}
-        self.output = io.StringIO()
-        self.supervisor = NodeSupervisor(
-            self.specs, command=lambda spec: standin_argv(spec, *self.extra[spec.name]),
-            admin_token=TOKEN, stop_grace_s=3.0, stdout=self.output, stderr=self.output,
-        )
-        options: dict[str, Any] = {"health_interval_s": 0.25, "health_timeout_s": 0.5,
-                                   "drain_timeout_s": 5.0, "node_start_timeout_s": 20.0}
-        self.router = Router(self.specs, admin_token=TOKEN, controller=self.supervisor,
-                             **(options | router_options))
-        self.server = RouterServer(self.router)
-
-    def __enter__(self) -> SupervisedFleet:
-        self.supervisor.start_all()
-        self.server.__enter__()
-        wait_until(lambda: all(n["healthy"] for n in self.server.nodes().values()), 20,
-                   "every node healthy")
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.server.__exit__()
-        self.supervisor.stop_all()
-
-    def cycle(self, name: str, timeout_s: float = 30.0) -> httpx.Response:
-        return httpx.post(f"{self.server.url}/admin/nodes/{name}/cycle", headers=AUTH,
-                          timeout=timeout_s)
 
 
 def test_cycle_restarts_the_process_after_its_streams_finish_and_serves_again() -> None:
