@@ -1,14 +1,16 @@
 """The on-call dashboard: fleet, SLOs, alerts and remediations, read only.
 
 `DashboardData` reads a `collectors.MetricSource` (PromQL), the alert store and the
-remediation log and hands out frozen rows; `create_app` builds the Dash page over it, with
-stable element ids (`ElementId`) for scripts; `serve_dashboard` / `DashboardServer` serve it.
+remediation log and hands out frozen rows; `create_app` builds the Dash pages over it
+(fleet `/`, `/slos`, `/alerts`, `/remediation`), with stable element ids (`ElementId`)
+for scripts; `serve_dashboard` / `DashboardServer` serve it.
 """
 
 from ._app import create_app
 from ._data import DashboardData
 from ._element_ids import ElementId
 from ._exceptions import DashboardArgumentError, DashboardError, TimeRangeError
+from ._pages import PAGES, PageName, PageSpec
 from ._records import AlertReader, AlertRecord, DecisionReader, DecisionRecord
 from ._rows import (
     AlertRow,
@@ -16,12 +18,17 @@ from ._rows import (
     ChartKind,
     ChartSeries,
     FleetRow,
+    Incident,
+    IncidentEvent,
+    NodeStatus,
     RemediationRow,
+    SloAlert,
     SloRow,
 )
 from ._server import DashboardServer, serve_dashboard
 
 __all__ = [
+    "PAGES",
     "AlertReader",
     "AlertRecord",
     "AlertRow",
@@ -36,7 +43,13 @@ __all__ = [
     "DecisionRecord",
     "ElementId",
     "FleetRow",
+    "Incident",
+    "IncidentEvent",
+    "NodeStatus",
+    "PageName",
+    "PageSpec",
     "RemediationRow",
+    "SloAlert",
     "SloRow",
     "TimeRangeError",
     "create_app",

@@ -1,40 +1,56 @@
-"""The live refresh: on every tick of the interval, each section re-reads its data.
+"""The live refresh: on every tick of the interval, the shown page re-reads its data.
 
-One callback per section, each catching its own failure, so a failing query blanks one
-table with a message instead of the whole page (and never shows a traceback).
+A page's callbacks do nothing while another page is shown (`PreventUpdate`), so the
+store answers only for what the engineer is looking at; changing page refreshes the new
+one at once (the fleet's callback takes the path itself, so the landing page asks for its
+table without waiting for routing; the other pages take their own class, which routing
+sets, and which also keeps the callbacks that share the "updated" line distinct for Dash).
+A page's charts follow its table (the table's content is their input): the first paint
+of the table never waits behind chart queries and drawing, which take longer.
+
+Each section catches its own failure, so a failing query blanks one table with a message
+instead of the whole page (never a traceback).
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 import dash
 import plotly.graph_objects as go
-from dash import Input, Output, html
+from dash import Input, Output, State, html
+from dash.exceptions import PreventUpdate
 
 from ._data import DashboardData
 from ._display import format_instant
 from ._element_ids import ElementId
 from ._figures import chart_figure, message_figure
 from ._layout import CHART_IDS, time_range
-from ._rows import ChartKind
+from ._pages import PAGE_HIDDEN, PAGE_SHOWN, PAGES, PageName, page_for_path
+from ._rows import AlertRow, ChartKind, SloAlert
 from ._tables import (
     FLEET_COLUMNS,
     REMEDIATION_COLUMNS,
-    SLO_COLUMNS,
     alert_columns,
     alerts_table,
     fleet_table,
     message_table,
     remediations_table,
+    slo_columns,
     slo_table,
 )
+from ._timelines import incident_blocks, message_block
 
 _LOG = logging.getLogger(__name__)
 
 TableChildren = list[html.Thead | html.Tbody]
+Rendered = TypeVar("Rendered")
+
+NAV_LINK = "nav-link"
+NAV_LINK_CURRENT = "nav-link current"
 
 
 def unavailable(section: str, error: Exception) -> str:
@@ -42,16 +58,42 @@ def unavailable(section: str, error: Exception) -> str:
     return f"{section} unavailable ({type(error).__name__}); see the dashboard log"
 
 
+def updated_text(now_s: float) -> str:
+    return f"updated {format_instant(now_s)} UTC"
+
+
 def register_callbacks(app: dash.Dash, data: DashboardData) -> None:
-    """Wire every section of `app`'s page to `data`."""
+    """Wire every page of `app` to `data`."""
     tick = Input(ElementId.REFRESH, "n_intervals")
+    path = Input(ElementId.LOCATION, "pathname")
+    shown = {
+        page.name: Input(page.element_id, "className")
+        for page in PAGES
+        if page.name is not PageName.FLEET
+    }
+    also_updated = Output(ElementId.LAST_UPDATED, "children", allow_duplicate=True)
+
+    @app.callback(
+        *[Output(page.element_id, "className") for page in PAGES],
+        *[Output(f"nav-{page.name}", "className") for page in PAGES],
+        path,
+    )
+    def show_page(pathname: str | None) -> tuple[str, ...]:
+        current = page_for_path(pathname)
+        return (
+            *[PAGE_SHOWN if page.name is current else PAGE_HIDDEN for page in PAGES],
+            *[NAV_LINK_CURRENT if page.name is current else NAV_LINK for page in PAGES],
+        )
 
     @app.callback(
         Output(ElementId.FLEET_TABLE, "children"),
         Output(ElementId.LAST_UPDATED, "children"),
         tick,
+        path,
     )
-    def refresh_fleet(_tick: int | None) -> tuple[TableChildren, str]:
+    def refresh_fleet(_tick: int | None, pathname: str | None) -> tuple[TableChildren, str]:
+        if page_for_path(pathname) is not PageName.FLEET:
+            raise PreventUpdate
         now_s = data.now()
         try:
             rows = data.fleet(now_s)
@@ -61,43 +103,111 @@ def register_callbacks(app: dash.Dash, data: DashboardData) -> None:
                 message_table(FLEET_COLUMNS, unavailable("fleet data", error)),
                 f"update failed at {format_instant(now_s)} UTC",
             )
-        return fleet_table(rows), f"updated {format_instant(now_s)} UTC"
+        return fleet_table(rows), updated_text(now_s)
 
-    @app.callback(Output(ElementId.SLO_TABLE, "children"), tick)
-    def refresh_slos(_tick: int | None) -> TableChildren:
-        return _table_or_message(
-            lambda: slo_table(data.slos(data.now())),
-            lambda error: message_table(SLO_COLUMNS, unavailable("SLO status", error)),
-        )
-
-    @app.callback(Output(ElementId.ALERTS_TABLE, "children"), tick)
-    def refresh_alerts(_tick: int | None) -> TableChildren:
+    @app.callback(
+        Output(ElementId.SLO_TABLE, "children"),
+        also_updated,
+        tick,
+        shown[PageName.SLOS],
+        prevent_initial_call="initial_duplicate",
+    )
+    def refresh_slos(_tick: int | None, page_class: str | None) -> tuple[TableChildren, str]:
+        _only_when_shown(page_class)
         now_s = data.now()
-        return _table_or_message(
-            lambda: alerts_table(data.alerts(), now_s),
-            lambda error: message_table(alert_columns(now_s), unavailable("alerts", error)),
+        driven: dict[str, tuple[SloAlert, ...]] | None
+        try:
+            driven = data.slo_alerts()
+        except Exception:
+            _LOG.warning("SLO alerts: the alert store could not be read", exc_info=True)
+            driven = None
+        table = _or_message(
+            lambda: slo_table(data.slos(now_s), driven),
+            lambda error: message_table(slo_columns(driven), unavailable("SLO status", error)),
+        )
+        return table, updated_text(now_s)
+
+    @app.callback(
+        Output(ElementId.ALERTS_TABLE, "children"),
+        Output(ElementId.RECENT_ALERTS_TABLE, "children"),
+        also_updated,
+        tick,
+        shown[PageName.ALERTS],
+        prevent_initial_call="initial_duplicate",
+    )
+    def refresh_alerts(
+        _tick: int | None, page_class: str | None
+    ) -> tuple[TableChildren, TableChildren, str]:
+        _only_when_shown(page_class)
+        now_s = data.now()
+        try:
+            rows = data.alerts()
+        except Exception as error:
+            _LOG.warning("alerts: the alert store could not be read", exc_info=True)
+            message = message_table(alert_columns(now_s), unavailable("alerts", error))
+            return message, message, updated_text(now_s)
+        active = [row for row in rows if not _resolved(row)]
+        recent = [row for row in rows if _resolved(row)]
+        return (
+            alerts_table(active, now_s, empty_message="no active alerts"),
+            alerts_table(recent, now_s, empty_message="no resolved alerts yet"),
+            updated_text(now_s),
         )
 
-    @app.callback(Output(ElementId.REMEDIATIONS_TABLE, "children"), tick)
-    def refresh_remediations(_tick: int | None) -> TableChildren:
-        return _table_or_message(
+    @app.callback(
+        Output(ElementId.INCIDENTS, "children"),
+        Output(ElementId.REMEDIATIONS_TABLE, "children"),
+        also_updated,
+        tick,
+        shown[PageName.REMEDIATION],
+        prevent_initial_call="initial_duplicate",
+    )
+    def refresh_remediations(
+        _tick: int | None, page_class: str | None
+    ) -> tuple[Sequence[html.Div | html.P], TableChildren, str]:
+        _only_when_shown(page_class)
+        now_s = data.now()
+        timelines: list[html.Div | html.P] = _or_message(
+            lambda: incident_blocks(data.incidents()),
+            lambda error: [message_block(unavailable("incidents", error))],
+        )
+        trail = _or_message(
             lambda: remediations_table(data.remediations()),
             lambda error: message_table(REMEDIATION_COLUMNS, unavailable("remediations", error)),
         )
+        return timelines, trail, updated_text(now_s)
 
     for kind, element_id in CHART_IDS.items():
-        _register_chart(app, data, kind, element_id)
+        _register_chart(app, data, kind, element_id, ElementId.FLEET_TABLE, ElementId.FLEET_PAGE)
+    _register_chart(
+        app,
+        data,
+        ChartKind.ERROR_BUDGET_REMAINING,
+        ElementId.BUDGET_CHART,
+        ElementId.SLO_TABLE,
+        ElementId.SLOS_PAGE,
+    )
 
 
 def _register_chart(
-    app: dash.Dash, data: DashboardData, kind: ChartKind, element_id: ElementId
+    app: dash.Dash,
+    data: DashboardData,
+    kind: ChartKind,
+    element_id: ElementId,
+    table: ElementId,
+    page: ElementId,
 ) -> None:
+    """A chart redrawn after each refresh of `table` (and on a new time range), while
+    `page` is shown."""
+
     @app.callback(
         Output(element_id, "figure"),
-        Input(ElementId.REFRESH, "n_intervals"),
+        Input(table, "children"),
         Input(ElementId.TIME_RANGE, "value"),
+        State(page, "className"),
     )
-    def refresh_chart(_tick: int | None, range_label: str | None) -> go.Figure:
+    def refresh_chart(_table: object, range_label: str | None, page_class: str | None) -> go.Figure:
+        _only_when_shown(page_class)
         chosen = time_range(range_label)
         # Ends on a whole step so successive refreshes query the same points.
         end_s = math.floor(data.now() / chosen.step_s) * chosen.step_s
@@ -109,11 +219,21 @@ def _register_chart(
         return chart_figure(kind, lines)
 
 
-def _table_or_message(
-    render: Callable[[], TableChildren], on_error: Callable[[Exception], TableChildren]
-) -> TableChildren:
+def _only_when_shown(page_class: str | None) -> None:
+    """Stop the callback unless its page is the one shown (routing sets the class)."""
+    if page_class != PAGE_SHOWN:
+        raise PreventUpdate
+
+
+def _resolved(row: AlertRow) -> bool:
+    return row.state == "resolved"
+
+
+def _or_message(
+    render: Callable[[], Rendered], on_error: Callable[[Exception], Rendered]
+) -> Rendered:
     try:
         return render()
     except Exception as error:
-        _LOG.warning("table refresh failed", exc_info=True)
+        _LOG.warning("section refresh failed", exc_info=True)
         return on_error(error)

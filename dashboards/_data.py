@@ -7,16 +7,18 @@ and so a query that fails raises here and the page decides how to show it.
 from __future__ import annotations
 
 import math
-import re
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
-from collectors import InstantSample, MetricSource, RangeSeries
+from collectors import MetricSource, RangeSeries
 from slo import parse_duration
 
 from . import _queries
 from ._exceptions import DashboardArgumentError, TimeRangeError
+from ._fleet_rows import ERROR_STATUS, read_fleet, values_by_label
+from ._incidents import incidents, slo_alerts
+from ._node_order import natural_sort_key
 from ._records import AlertReader, AlertRecord, DecisionReader
 from ._rows import (
     AlertRow,
@@ -24,14 +26,15 @@ from ._rows import (
     ChartKind,
     ChartSeries,
     FleetRow,
+    Incident,
     RemediationRow,
+    SloAlert,
     SloRow,
 )
 
 MAX_POINTS_PER_SERIES = 11_000
 """Prometheus refuses range queries with more points per series; so does the dashboard."""
 
-_ERROR_STATUS = "5xx"
 _ALERT_STATE_ORDER = {"firing": 0, "pending": 1, "resolved": 2}
 
 
@@ -70,39 +73,8 @@ class DashboardData:
         return self._clock()
 
     def fleet(self, at_s: float) -> list[FleetRow]:
-        """One row per node seen in any node series at `at_s`, in natural node order."""
-        window_s = self._rate_window_s
-        up = self._by_node(_queries.NODE_UP, at_s)
-        requests: dict[str, float] = defaultdict(float)
-        errors: dict[str, float] = defaultdict(float)
-        for sample in self._source.query(_queries.request_rate_by_status(window_s), at_s):
-            node = sample.labels.get("node")
-            if node is None or math.isnan(sample.value):
-                continue
-            requests[node] += sample.value
-            if sample.labels.get("status") == _ERROR_STATUS:
-                errors[node] += sample.value
-        p50 = self._by_node(_queries.latency_quantile(0.5, window_s), at_s)
-        p99 = self._by_node(_queries.latency_quantile(0.99, window_s), at_s)
-        gpu = self._by_node(_queries.GPU_UTIL_PERCENT, at_s)
-        queue = self._by_node(_queries.QUEUED_REQUESTS, at_s)
-        kv_usage = self._by_node(_queries.KV_CACHE_USAGE, at_s)
-        nodes = set(up) | set(requests) | set(p50) | set(p99) | set(gpu) | set(queue)
-        nodes |= set(kv_usage)
-        return [
-            FleetRow(
-                node=node,
-                up=None if node not in up else up[node] > 0,
-                requests_per_s=requests.get(node),
-                p50_s=p50.get(node),
-                p99_s=p99.get(node),
-                error_ratio=_ratio(errors.get(node, 0.0), requests.get(node)),
-                gpu_util_percent=gpu.get(node),
-                queue=queue.get(node),
-                kv_usage=kv_usage.get(node),
-            )
-            for node in sorted(nodes, key=natural_sort_key)
-        ]
+        """One row per node seen in any node or router series at `at_s`, in natural order."""
+        return read_fleet(self._source, at_s, self._rate_window_s)
 
     def slos(self, at_s: float) -> list[SloRow]:
         """One row per SLO the control plane has recorded, by name."""
@@ -154,6 +126,22 @@ class DashboardData:
             )
             series = self.timeseries(expr, start_s, end_s, step_s)
             return sorted(series, key=lambda line: natural_sort_key(line.name))
+        if kind is ChartKind.ERROR_BUDGET_REMAINING:
+            budgets = self._source.query_range(
+                _queries.SLO_BUDGET_REMAINING, start_s, end_s, step_s
+            )
+            return sorted(
+                (
+                    ChartSeries(
+                        line.labels.get("slo")
+                        or series_name(line.labels, _queries.SLO_BUDGET_REMAINING),
+                        line.timestamps_s,
+                        line.values,
+                    )
+                    for line in budgets
+                ),
+                key=lambda line: line.name,
+            )
         if kind is ChartKind.LATENCY:
             lines: list[ChartSeries] = []
             for quantile, suffix in ((0.5, "p50"), (0.99, "p99")):
@@ -202,18 +190,26 @@ class DashboardData:
         rows.sort(key=lambda row: -row.started_at_s)
         return rows[:limit]
 
+    def slo_alerts(self, limit: int = 200) -> dict[str, tuple[SloAlert, ...]]:
+        """SLO name -> the alerts it drives (labelled `slo=<name>`) that the store has seen
+        among the active and the `limit` most recent alerts, each by its latest state."""
+        _check_limit(limit)
+        return slo_alerts([*self._alerts.active(), *self._alerts.recent(limit)])
+
+    def incidents(self, limit: int = 50) -> list[Incident]:
+        """Incident timelines: the `limit` most recent decisions and alerts, grouped by
+        alert fingerprint, newest incident first."""
+        _check_limit(limit)
+        return incidents(
+            [*self._alerts.active(), *self._alerts.recent(limit)],
+            self._decisions.recent(limit),
+        )[:limit]
+
     def _by_node(self, expr: str, at_s: float) -> dict[str, float]:
         return self._by_label(expr, "node", at_s)
 
     def _by_label(self, expr: str, label: str, at_s: float) -> dict[str, float]:
-        return _values_by_label(self._source.query(expr, at_s), label)
-
-
-def natural_sort_key(text: str) -> tuple[tuple[int, int | str], ...]:
-    """`node-2` before `node-10`."""
-    return tuple(
-        (0, int(part)) if part.isdigit() else (1, part) for part in re.split(r"(\d+)", text)
-    )
+        return values_by_label(self._source.query(expr, at_s), label)
 
 
 def series_name(labels: Mapping[str, str], expr: str) -> str:
@@ -224,22 +220,6 @@ def series_name(labels: Mapping[str, str], expr: str) -> str:
     if not shown:
         return expr
     return "{" + ", ".join(f'{key}="{value}"' for key, value in sorted(shown.items())) + "}"
-
-
-def _values_by_label(samples: Iterable[InstantSample], label: str) -> dict[str, float]:
-    values: dict[str, float] = {}
-    for sample in samples:
-        key = sample.labels.get(label)
-        if key is not None and not math.isnan(sample.value):
-            values[key] = sample.value
-    return values
-
-
-def _ratio(part: float, whole: float | None) -> float | None:
-    """None over no requests: an idle node has no error ratio, not a perfect one."""
-    if whole is None or whole <= 0:
-        return None
-    return part / whole
 
 
 def _window_sort_key(rate: BurnRate) -> tuple[float, str]:
@@ -260,7 +240,7 @@ def _error_ratio_lines(series: Sequence[RangeSeries]) -> list[ChartSeries]:
             if math.isnan(value):
                 continue
             requests[node][timestamp_s] += value
-            if one.labels.get("status") == _ERROR_STATUS:
+            if one.labels.get("status") == ERROR_STATUS:
                 errors[node][timestamp_s] += value
     lines: list[ChartSeries] = []
     for node in sorted(requests, key=natural_sort_key):

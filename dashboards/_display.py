@@ -12,12 +12,6 @@ import math
 NO_VALUE = "\N{EN DASH}"
 
 
-def format_up(up: bool | None) -> str:
-    if up is None:
-        return "unknown"
-    return "up" if up else "down"
-
-
 def format_number(value: float | None, *, decimals: int = 2) -> str:
     if value is None or math.isnan(value):
         return NO_VALUE
@@ -81,3 +75,27 @@ def format_age(seconds: float | None) -> str:
     if minutes:
         return f"{minutes}m {secs}s"
     return f"{secs}s"
+
+
+GIB = 1024**3
+
+
+def format_memory(used_bytes: float | None, total_bytes: float | None) -> str:
+    """GPU memory as `used / total GiB`, or just `used GiB` when the total is unknown."""
+    if used_bytes is None or not math.isfinite(used_bytes):
+        return NO_VALUE
+    if total_bytes is None or not math.isfinite(total_bytes) or total_bytes <= 0:
+        return f"{used_bytes / GIB:.1f} GiB"
+    return f"{used_bytes / GIB:.1f} / {total_bytes / GIB:.0f} GiB"
+
+
+def format_celsius(value: float | None) -> str:
+    if value is None or not math.isfinite(value):
+        return NO_VALUE
+    return f"{value:.0f} \N{DEGREE SIGN}C"
+
+
+def format_watts(value: float | None) -> str:
+    if value is None or not math.isfinite(value):
+        return NO_VALUE
+    return f"{value:.0f} W"

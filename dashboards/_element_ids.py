@@ -1,4 +1,8 @@
-"""The ids of the page's elements: stable, because tests and users script against them."""
+"""The ids of the pages' elements: stable, because tests and users script against them.
+
+Every page is in the document at once (only the current one is shown), so each id below
+is always there to find, whichever page the browser is on.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +11,30 @@ import enum
 
 class ElementId(enum.StrEnum):
     PAGE = "dashboard"
+    LOCATION = "url"
+    NAVIGATION = "page-nav"
     LAST_UPDATED = "last-updated"
     TIME_RANGE = "time-range"
     REFRESH = "refresh-interval"
+    # the fleet page
+    FLEET_PAGE = "page-fleet"
     FLEET_TABLE = "fleet-table"
     REQUESTS_CHART = "requests-chart"
     LATENCY_CHART = "latency-chart"
     ERRORS_CHART = "errors-chart"
     GPU_CHART = "gpu-chart"
+    # the SLOs page
+    SLOS_PAGE = "page-slos"
     SLO_TABLE = "slo-table"
+    BUDGET_CHART = "slo-budget-chart"
+    # the alerts page
+    ALERTS_PAGE = "page-alerts"
     ALERTS_TABLE = "alerts-table"
+    """Active alerts: firing, then pending."""
+    RECENT_ALERTS_TABLE = "recent-alerts-table"
+    """Resolved alerts, most recent first."""
+    # the remediation page
+    REMEDIATION_PAGE = "page-remediation"
+    INCIDENTS = "incident-timelines"
     REMEDIATIONS_TABLE = "remediations-table"
+    """The audit trail: every decision, taken or refused, newest first."""

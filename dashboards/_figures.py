@@ -1,4 +1,4 @@
-"""The fleet charts as Plotly figures: one line per node (or node and quantile)."""
+"""The charts as Plotly figures: one line per node (or node and quantile, or SLO)."""
 
 from __future__ import annotations
 
@@ -27,6 +27,9 @@ CHART_LOOKS: dict[ChartKind, ChartLook] = {
     ChartKind.LATENCY: ChartLook("End-to-end latency p50 / p99", "seconds", ".2~f"),
     ChartKind.ERROR_RATIO: ChartLook("Error ratio (5xx)", "", ".0%"),
     ChartKind.GPU_UTILIZATION: ChartLook("GPU utilization", "%", ".0f", y_max=100.0),
+    ChartKind.ERROR_BUDGET_REMAINING: ChartLook(
+        "Error budget remaining (burn-down)", "", ".0%", y_max=1.0
+    ),
 }
 
 

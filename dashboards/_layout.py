@@ -1,21 +1,19 @@
-"""The page's skeleton: sections, empty tables and charts the refresh callbacks fill in."""
+"""The shell around the pages: title, page links, update time, time-range picker, the
+refresh interval, and every page (only the current one shown)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from dash import dcc, html
 
+from . import _page_alerts, _page_fleet, _page_remediation, _page_slos
 from ._element_ids import ElementId
-from ._figures import chart_figure
-from ._rows import ChartKind
-from ._tables import (
-    FLEET_COLUMNS,
-    REMEDIATION_COLUMNS,
-    SLO_COLUMNS,
-    alert_columns,
-    message_table,
-)
+from ._page_fleet import CHART_IDS, LOADING
+from ._pages import PAGE_HIDDEN, PAGE_SHOWN, PAGES, PageName
+
+__all__ = ["CHART_IDS", "LOADING", "TIME_RANGES", "TimeRange", "page_layout", "time_range"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,17 +30,9 @@ TIME_RANGES: tuple[TimeRange, ...] = (
     TimeRange("15m", 900.0, 5.0),
     TimeRange("1h", 3_600.0, 15.0),
     TimeRange("6h", 21_600.0, 90.0),
+    TimeRange("24h", 86_400.0, 300.0),
 )
 DEFAULT_TIME_RANGE = "15m"
-
-CHART_IDS: dict[ChartKind, ElementId] = {
-    ChartKind.REQUEST_RATE: ElementId.REQUESTS_CHART,
-    ChartKind.LATENCY: ElementId.LATENCY_CHART,
-    ChartKind.ERROR_RATIO: ElementId.ERRORS_CHART,
-    ChartKind.GPU_UTILIZATION: ElementId.GPU_CHART,
-}
-
-LOADING = "loading…"
 
 
 def time_range(label: str | None) -> TimeRange:
@@ -53,16 +43,41 @@ def time_range(label: str | None) -> TimeRange:
     return time_range(DEFAULT_TIME_RANGE)
 
 
-def page_layout(title: str, refresh_s: float) -> html.Div:
-    """The whole page; every table starts with a "loading" row until its first refresh."""
+def page_layout(
+    title: str, refresh_s: float, *, alerts_extra: Sequence[html.Section] = ()
+) -> html.Div:
+    """Every page; every table starts with a "loading" row until its first refresh.
+
+    `alerts_extra` are sections appended to the alerts page (the silences, later).
+    """
+    contents: dict[PageName, list[html.Section]] = {
+        PageName.FLEET: _page_fleet.layout(),
+        PageName.SLOS: _page_slos.layout(),
+        PageName.ALERTS: _page_alerts.layout(alerts_extra),
+        PageName.REMEDIATION: _page_remediation.layout(),
+    }
     return html.Div(
         id=ElementId.PAGE,
         className="page",
         children=[
+            dcc.Location(id=ElementId.LOCATION, refresh=False),
             html.Header(
                 className="topbar",
                 children=[
                     html.H1(title),
+                    html.Nav(
+                        id=ElementId.NAVIGATION,
+                        className="page-nav",
+                        children=[
+                            dcc.Link(
+                                page.title,
+                                href=page.path,
+                                id=f"nav-{page.name}",
+                                className="nav-link",
+                            )
+                            for page in PAGES
+                        ],
+                    ),
                     html.Span(LOADING, id=ElementId.LAST_UPDATED, className="updated"),
                     dcc.RadioItems(
                         id=ElementId.TIME_RANGE,
@@ -74,51 +89,13 @@ def page_layout(title: str, refresh_s: float) -> html.Div:
                 ],
             ),
             dcc.Interval(id=ElementId.REFRESH, interval=refresh_s * 1000, n_intervals=0),
-            html.Section(
-                id="fleet-section",
-                children=[
-                    html.H2("Fleet"),
-                    _table(ElementId.FLEET_TABLE, message_table(FLEET_COLUMNS, LOADING)),
-                    html.Div(
-                        className="charts",
-                        children=[
-                            dcc.Graph(
-                                id=element_id,
-                                figure=chart_figure(kind, []),
-                                config={"displaylogo": False},
-                            )
-                            for kind, element_id in CHART_IDS.items()
-                        ],
-                    ),
-                ],
-            ),
-            html.Section(
-                id="slo-section",
-                children=[
-                    html.H2("Service level objectives"),
-                    _table(ElementId.SLO_TABLE, message_table(SLO_COLUMNS, LOADING)),
-                ],
-            ),
-            html.Section(
-                id="alerts-section",
-                children=[
-                    html.H2("Alerts"),
-                    _table(ElementId.ALERTS_TABLE, message_table(alert_columns(0.0), LOADING)),
-                ],
-            ),
-            html.Section(
-                id="remediations-section",
-                children=[
-                    html.H2("Remediations"),
-                    _table(
-                        ElementId.REMEDIATIONS_TABLE,
-                        message_table(REMEDIATION_COLUMNS, LOADING),
-                    ),
-                ],
-            ),
+            *[
+                html.Div(
+                    id=page.element_id,
+                    className=PAGE_SHOWN if page.name is PageName.FLEET else PAGE_HIDDEN,
+                    children=contents[page.name],
+                )
+                for page in PAGES
+            ],
         ],
     )
-
-
-def _table(element_id: ElementId, children: list[html.Thead | html.Tbody]) -> html.Table:
-    return html.Table(children, id=element_id, className="data-table")

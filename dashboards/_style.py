@@ -15,6 +15,12 @@ body { margin: 0; background: #f4f5f7; color: #1d2330;
           border-bottom: 1px solid #d8dbe2; margin-bottom: 12px; }
 .topbar h1 { font-size: 20px; margin: 0; }
 .topbar .updated { color: #5b6475; flex: 1; }
+.page-nav { display: flex; gap: 4px; }
+.page-nav a { padding: 5px 12px; border-radius: 5px; color: #3056a0; text-decoration: none;
+              font-weight: 600; }
+.page-nav a:hover { background: #e6ebf5; }
+.page-nav a.current { background: #3056a0; color: #fff; }
+.page-view.hidden { display: none; }
 .range-picker label { margin-left: 12px; cursor: pointer; }
 .range-picker input { margin-right: 4px; }
 section { background: #fff; border: 1px solid #d8dbe2; border-radius: 6px;
@@ -31,9 +37,23 @@ table.data-table { width: 100%; border-collapse: collapse; }
 .data-table td.message { white-space: normal; }
 .data-table td.message { color: #5b6475; font-style: italic; text-align: center; }
 .data-table tr.row-down td { background: #fdecee; }
-.up-up { color: #1b7f3b; font-weight: 600; }
-.up-down { color: #b00020; font-weight: 600; }
-.up-unknown { color: #8a6d00; }
+.data-table tr.row-drained td { background: #f1f2f5; color: #5b6475; }
+.status-serving { color: #1b7f3b; font-weight: 600; }
+.status-down { color: #b00020; font-weight: 600; }
+.data-table td.status-draining, .data-table td.status-drained { color: #8a6d00;
+                                                               font-weight: 600; }
+.status-unknown { color: #8a6d00; }
+.incidents .message, .data-table td.message { color: #5b6475; font-style: italic; }
+.incident { border-left: 3px solid #d8dbe2; padding: 2px 0 2px 12px; margin: 10px 0; }
+.incident h3 { font-size: 14px; margin: 0 0 6px; }
+.incident-node, .incident-start { color: #5b6475; font-weight: 400; }
+.timeline { list-style: none; margin: 0; padding: 0; }
+.timeline li { display: flex; gap: 12px; padding: 2px 0; }
+.timeline .event-time { color: #5b6475; font-variant-numeric: tabular-nums;
+                        white-space: nowrap; }
+.event-firing .event-text { color: #b00020; font-weight: 600; }
+.event-pending .event-text { color: #8a6d00; }
+.event-resolved .event-text { color: #1b7f3b; }
 .bad, .state-firing, .outcome-failed { color: #b00020; font-weight: 600; }
 .warn, .state-pending, .outcome-refused { color: #8a6d00; font-weight: 600; }
 .good, .state-resolved, .outcome-succeeded { color: #1b7f3b; }

@@ -7,8 +7,9 @@ columns.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, Generic, TypeVar
 
 from dash import html
@@ -16,15 +17,17 @@ from dash import html
 from ._display import (
     NO_VALUE,
     format_age,
+    format_celsius,
     format_count,
     format_instant,
+    format_memory,
     format_number,
     format_percent,
     format_ratio_percent,
     format_seconds,
-    format_up,
+    format_watts,
 )
-from ._rows import AlertRow, FleetRow, RemediationRow, SloRow
+from ._rows import AlertRow, FleetRow, NodeStatus, RemediationRow, SloAlert, SloRow
 
 Row = TypeVar("Row")
 
@@ -99,19 +102,45 @@ def _error_class(row: FleetRow) -> str:
     return "bad" if row.error_ratio is not None and row.error_ratio > HIGH_ERROR_RATIO else ""
 
 
+def _status_text(row: FleetRow) -> str:
+    """The status, with what a draining node still has to finish."""
+    if row.status is NodeStatus.DRAINING and row.in_flight is not None:
+        return f"{row.status} ({format_count(row.in_flight)} in flight)"
+    return str(row.status)
+
+
 FLEET_COLUMNS: tuple[Column[FleetRow], ...] = (
     Column("node", "Node", lambda row: row.node),
-    Column("up", "State", lambda row: format_up(row.up), lambda row: f"up-{format_up(row.up)}"),
+    Column("status", "Status", _status_text, lambda row: f"status-{row.status}"),
     Column("requests_per_s", "Requests/s", lambda row: format_number(row.requests_per_s)),
     Column("p50_s", "p50 latency", lambda row: format_seconds(row.p50_s)),
     Column("p99_s", "p99 latency", lambda row: format_seconds(row.p99_s)),
+    Column("ttft_p50_s", "TTFT p50", lambda row: format_seconds(row.ttft_p50_s)),
+    Column("ttft_p99_s", "TTFT p99", lambda row: format_seconds(row.ttft_p99_s)),
     Column(
         "error_ratio", "Errors", lambda row: format_ratio_percent(row.error_ratio), _error_class
     ),
     Column("gpu_util_percent", "GPU util", lambda row: format_percent(row.gpu_util_percent)),
+    Column(
+        "gpu_memory",
+        "GPU memory",
+        lambda row: format_memory(row.gpu_memory_used_bytes, row.gpu_memory_total_bytes),
+    ),
+    Column(
+        "gpu_temperature_celsius",
+        "GPU temp",
+        lambda row: format_celsius(row.gpu_temperature_celsius),
+    ),
+    Column("gpu_power_watts", "Power", lambda row: format_watts(row.gpu_power_watts)),
     Column("queue", "Queued", lambda row: format_count(row.queue)),
     Column("kv_usage", "KV cache", lambda row: format_ratio_percent(row.kv_usage, decimals=0)),
 )
+
+_STATUS_ROW_CLASS = {
+    NodeStatus.DOWN: "row-down",
+    NodeStatus.DRAINING: "row-drained",
+    NodeStatus.DRAINED: "row-drained",
+}
 
 
 def fleet_table(rows: Sequence[FleetRow]) -> list[html.Thead | html.Tbody]:
@@ -119,7 +148,7 @@ def fleet_table(rows: Sequence[FleetRow]) -> list[html.Thead | html.Tbody]:
         FLEET_COLUMNS,
         rows,
         row_key=lambda row: row.node,
-        row_class=lambda row: "row-down" if row.up is False else "",
+        row_class=lambda row: _STATUS_ROW_CLASS.get(row.status, ""),
     )
 
 
@@ -155,9 +184,44 @@ SLO_COLUMNS: tuple[Column[SloRow], ...] = (
     Column("burn_rates", "Burn rates", _burn_rates_text, _burn_class),
 )
 
+NO_SLO_ALERTS = "none seen yet"
+SLO_ALERTS_UNAVAILABLE = "unavailable"
 
-def slo_table(rows: Sequence[SloRow]) -> list[html.Thead | html.Tbody]:
-    return render_table(SLO_COLUMNS, rows, row_key=lambda row: row.slo)
+
+def slo_columns(
+    alerts_by_slo: Mapping[str, Sequence[SloAlert]] | None,
+) -> tuple[Column[SloRow], ...]:
+    """The SLO columns plus the alerts each SLO drives; `None` when the alert store could
+    not be read (the SLO numbers are still shown)."""
+
+    def alerts_text(row: SloRow) -> str:
+        if alerts_by_slo is None:
+            return SLO_ALERTS_UNAVAILABLE
+        driven = alerts_by_slo.get(row.slo, ())
+        if not driven:
+            return NO_SLO_ALERTS
+        return ", ".join(
+            f"{alert.alertname}"
+            + (f"/{alert.severity}" if alert.severity else "")
+            + f" ({alert.state})"
+            for alert in driven
+        )
+
+    def alerts_class(row: SloRow) -> str:
+        states = {alert.state for alert in (alerts_by_slo or {}).get(row.slo, ())}
+        if "firing" in states:
+            return "state-firing"
+        return "state-pending" if "pending" in states else ""
+
+    return (*SLO_COLUMNS, Column("alerts", "Alerts it drives", alerts_text, alerts_class))
+
+
+def slo_table(
+    rows: Sequence[SloRow],
+    alerts_by_slo: Mapping[str, Sequence[SloAlert]] | None = MappingProxyType({}),
+) -> list[html.Thead | html.Tbody]:
+    """`alerts_by_slo=None` says the alert store could not be read."""
+    return render_table(slo_columns(alerts_by_slo), rows, row_key=lambda row: row.slo)
 
 
 def alert_columns(now_s: float) -> tuple[Column[AlertRow], ...]:
@@ -179,13 +243,15 @@ def alert_columns(now_s: float) -> tuple[Column[AlertRow], ...]:
     )
 
 
-def alerts_table(rows: Sequence[AlertRow], now_s: float) -> list[html.Thead | html.Tbody]:
+def alerts_table(
+    rows: Sequence[AlertRow], now_s: float, *, empty_message: str = "no alerts yet"
+) -> list[html.Thead | html.Tbody]:
     return render_table(
         alert_columns(now_s),
         rows,
         # Not `:g`: six significant digits would give every alert of one series the same key.
         row_key=lambda row: f"{row.fingerprint}@{row.active_at_s:.15g}",
-        empty_message="no alerts yet",
+        empty_message=empty_message,
     )
 
 

@@ -2,17 +2,20 @@
 
 Three simulated nodes are real Prometheus exporters (`exporters.RequestMetrics` and
 `exporters.GpuCollector` over `SimulatedGpuBackend`, each on its own HTTP server) with
-request outcomes recorded by the test; the real `collectors.Scraper` scrapes them into a
-SQLite store, the real `AlertEngine` evaluates the shipped node-health rules over it, a
+request outcomes recorded by the test, next to a real `reference_server.Router` (not
+proxying: only its `/metrics`, with node-1 drained and node-2 failing its health check);
+the real `collectors.Scraper` scrapes them all into a SQLite store, the real `AlertEngine`
+evaluates the shipped node-health rules and the SLO's burn-rate rules over it, a
 remediation decision goes into the real `DecisionLog`, and SLO status is recorded as the
-control plane records it. Then the page, served by `DashboardServer`, must show exactly
-that, with no error in the browser console.
+control plane records it, once per scrape. Then every page, served by `DashboardServer`
+and reached through its link, must show exactly that, with no error in the browser console.
 
 The scrapes are stamped 5 s apart by the scraper's clock, and the dashboard's clock is
 pinned to the last one, so every number on the page is known:
 
-- node-0: 10 requests per interval, all 200, 0.4 s each; 2 queued; KV cache 25 %.
-- node-1: 6 requests answered 200 (1.2 s each) and 4 answered 500 per interval: 40 % errors.
+- node-0: 10 requests per interval, all 200, 0.4 s each; 2 queued; KV cache 25 %: serving.
+- node-1: 6 requests answered 200 (1.2 s each) and 4 answered 500 per interval: 40 % errors;
+  the router has it drained and idle: drained (no longer "up").
 - node-2: 5 requests per interval; its exporter is stopped before the last scrape: down.
 
 Over the 30 s `rate()` window, five samples 5 s apart ending at "now" read as Prometheus
@@ -36,14 +39,16 @@ from prometheus_client import CollectorRegistry, start_http_server
 
 from alerting import AlertEngine, AlertState, AlertStore
 from collectors import SampleStore, Scraper, ScrapeTarget, StoreSource, open_database
-from dashboards import DashboardData, DashboardServer, ElementId, create_app
+from dashboards import PAGES, DashboardData, DashboardServer, ElementId, create_app
 from exporters import GpuCollector, RequestMetrics, RequestOutcome, SimulatedGpuBackend
 from inferops import slo_status_samples
+from reference_server import NodeSpec, Router
 from remediation import DecisionLog, Outcome
 from slo import (
     RatioSli,
     SloEvaluator,
     SloSpec,
+    burn_rate_alert_rules,
     load_alerting_rules,
     load_burn_rate_windows,
 )
@@ -127,11 +132,23 @@ class Recorded:
     url: str
     slo_sli: float
     slo_budget: float
+    slo_alerts: str
+    """The "alerts it drives" cell as the alert store says it should read."""
+    error_fingerprint: str
 
 
 @pytest.fixture
 def dashboard(tmp_path: Path) -> Iterator[Recorded]:
     nodes = [start_node(f"node-{i}", busy=b) for i, b in enumerate((0.6, 0.3, 0.2))]
+    router = Router(
+        [NodeSpec(node.name, "127.0.0.1", 1) for node in nodes], admin_token="browser-test"
+    )
+    for pooled in router.pool.nodes:
+        router.pool.set_health(pooled, pooled.name != "node-2", "connection refused")
+    router.pool.drain(router.pool.get("node-1"), why="by the test")
+    router_server, router_thread = start_http_server(
+        0, addr="127.0.0.1", registry=router.registry
+    )
     database = open_database(f"sqlite:///{tmp_path / 'inferops.db'}")
     server: DashboardServer | None = None
     try:
@@ -147,6 +164,13 @@ def dashboard(tmp_path: Path) -> Iterator[Recorded]:
             )
             for node in nodes
         }
+        targets["router"] = ScrapeTarget(
+            job="router",
+            url=f"http://127.0.0.1:{router_server.server_port}/metrics",
+            labels={},
+            interval_s=SCRAPE_INTERVAL_S,
+            timeout_s=2.0,
+        )
         clock = [0.0]
         scraper = Scraper(list(targets.values()), store, clock=lambda: clock[0])
         node0, node1, node2 = nodes
@@ -167,11 +191,24 @@ def dashboard(tmp_path: Path) -> Iterator[Recorded]:
             clock[0] = now_s - SCRAPE_INTERVAL_S * (SCRAPES - 1 - round_)
             results = asyncio.run(_scrape_all(scraper, list(targets.values())))
             expected_up = {n.name: not (n is node2 and round_ == SCRAPES - 1) for n in nodes}
-            assert {name: r.up for name, r in zip(targets, results, strict=True)} == expected_up
+            assert {name: r.up for name, r in zip(targets, results, strict=True)} == {
+                **expected_up, "router": True
+            }
 
         source = StoreSource(store)
+        spec = SloSpec(
+            name="nodes-availability",
+            objective=0.99,
+            sli=RatioSli(
+                bad='http_requests_total{job="nodes",status="5xx"}',
+                total='http_requests_total{job="nodes"}',
+            ),
+            window_s=3600.0,
+        )
+        windows = load_burn_rate_windows("demo-v1")
         alert_store = AlertStore(database)
-        engine = AlertEngine(source, alert_store, load_alerting_rules(NODE_ALERTS))
+        rules = [*load_alerting_rules(NODE_ALERTS), *burn_rate_alert_rules(spec, windows)]
+        engine = AlertEngine(source, alert_store, rules)
         for at_s in (now_s - 5, now_s):  # pending, then firing after `for: 2s`
             engine.evaluate(at_s)
         firing = {
@@ -193,18 +230,18 @@ def dashboard(tmp_path: Path) -> Iterator[Recorded]:
             alert_fingerprint=alert.fingerprint,
         )
 
-        spec = SloSpec(
-            name="nodes-availability",
-            objective=0.99,
-            sli=RatioSli(
-                bad='http_requests_total{job="nodes",status="5xx"}',
-                total='http_requests_total{job="nodes"}',
-            ),
-            window_s=3600.0,
-        )
-        status = SloEvaluator(source).evaluate(spec, now_s, load_burn_rate_windows("demo-v1"))
+        evaluator = SloEvaluator(source)
+        for round_ in range(SCRAPES):  # as the control plane records it, every round
+            at_s = now_s - SCRAPE_INTERVAL_S * (SCRAPES - 1 - round_)
+            status = evaluator.evaluate(spec, at_s, windows)
+            store.append(slo_status_samples([status], at_s))
         assert status.sli_value is not None and status.error_budget_remaining is not None
-        store.append(slo_status_samples([status], now_s))
+        slo_alerts = sorted(
+            (a.labels["alertname"], a.labels["severity"], str(a.state))
+            for a in alert_store.active()
+            if a.labels.get("slo") == spec.name
+        )
+        assert slo_alerts, "the 16 % error ratio must at least set off a burn-rate alert"
 
         data = DashboardData(
             StoreSource(store),
@@ -214,10 +251,26 @@ def dashboard(tmp_path: Path) -> Iterator[Recorded]:
         )
         server = DashboardServer(create_app(data, refresh_s=1), port=0)
         server.start()
-        yield Recorded(now_s, server.url, status.sli_value, status.error_budget_remaining)
+        order = {"firing": 0, "pending": 1, "resolved": 2}
+        yield Recorded(
+            now_s,
+            server.url,
+            status.sli_value,
+            status.error_budget_remaining,
+            ", ".join(
+                f"{name}/{severity} ({state})"
+                for name, severity, state in sorted(
+                    slo_alerts, key=lambda a: (order[a[2]], a[0], a[1])
+                )
+            ),
+            alert.fingerprint,
+        )
     finally:
         if server is not None:
             server.stop()
+        router_server.shutdown()
+        router_server.server_close()
+        router_thread.join(5)
         for node in nodes:
             node.stop()
         database.dispose()
@@ -236,7 +289,27 @@ def cells(page: Any, table: ElementId, key: str) -> dict[str, str]:
     }
 
 
-def test_the_page_shows_the_recorded_fleet_slos_alerts_and_remediations(
+def row_texts(page: Any, table: ElementId) -> list[dict[str, str]]:
+    """Every body row of a table as {data-column: text}."""
+    return [
+        {
+            cell.get_attribute("data-column"): cell.inner_text().strip()
+            for cell in row.locator("td").all()
+        }
+        for row in page.locator(f"#{table} tbody tr").all()
+    ]
+
+
+def go_to(page: Any, name: str) -> None:
+    """Follow a page's link, as an engineer does, and wait until only that page shows."""
+    page.click(f"#nav-{name}")
+    page.wait_for_selector(f"#page-{name}:not(.hidden)")
+    for other in PAGES:
+        if other.name != name:
+            page.wait_for_selector(f"#{other.element_id}", state="hidden")
+
+
+def test_every_page_shows_the_recorded_fleet_slos_alerts_and_remediations(
     dashboard: Recorded,
 ) -> None:
     console_errors: list[str] = []
@@ -257,113 +330,160 @@ def test_the_page_shows_the_recorded_fleet_slos_alerts_and_remediations(
             )
             page.on("pageerror", lambda error: console_errors.append(f"pageerror: {error}"))
             page.goto(dashboard.url)
+            _check_fleet_page(page)
+            go_to(page, "slos")
+            _check_slos_page(page, dashboard)
+            go_to(page, "alerts")
+            _check_alerts_page(page)
+            go_to(page, "remediation")
+            _check_remediation_page(page, dashboard)
+            go_to(page, "fleet")
+            page.wait_for_selector(f'#{ElementId.FLEET_TABLE} tr[data-key="node-2"]')
 
-            for table, key in (
-                (ElementId.FLEET_TABLE, "node-2"),
-                (ElementId.SLO_TABLE, "nodes-availability"),
-                (ElementId.ALERTS_TABLE, ""),
-                (ElementId.REMEDIATIONS_TABLE, ""),
-            ):
-                row = f'tr[data-key="{key}"]' if key else "tr[data-key]"
-                page.wait_for_selector(f"#{table} {row}")
-            page.wait_for_selector(
-                f"#{ElementId.REQUESTS_CHART} .scatterlayer .trace", state="attached"
-            )
-
-            # Fleet: one row per node, in order, with the numbers recorded.
-            keys = page.locator(f"#{ElementId.FLEET_TABLE} tbody tr").evaluate_all(
-                "rows => rows.map(row => row.dataset.key)"
-            )
-            assert keys == ["node-0", "node-1", "node-2"]
-            node0 = cells(page, ElementId.FLEET_TABLE, "node-0")
-            node1 = cells(page, ElementId.FLEET_TABLE, "node-1")
-            node2 = cells(page, ElementId.FLEET_TABLE, "node-2")
-            assert node0["up"] == "up" and node1["up"] == "up"
-            assert node0["requests_per_s"] == "1.50"
-            assert node1["requests_per_s"] == "1.50"
-            assert node0["error_ratio"] == "0.0 %"
-            assert node1["error_ratio"] == "40.0 %"
-            assert node0["p50_s"] == "400 ms" and node0["p99_s"] == "498 ms"
-            assert node1["p50_s"] == "1.25 s"
-            assert re.fullmatch(r"1\.\d\d s", node1["p99_s"]), node1
-            assert node0["queue"] == "2" and node1["queue"] == "0"
-            assert node0["kv_usage"] == "25 %" and node1["kv_usage"] == "50 %"
-            for row in (node0, node1):
-                assert re.fullmatch(r"\d+ %", row["gpu_util_percent"]), row
-            assert node2["up"] == "down"
-            assert node2["gpu_util_percent"] == "\N{EN DASH}"  # stale: no current value
-            down_class = page.locator(f'#{ElementId.FLEET_TABLE} tr[data-key="node-2"]')
-            assert "row-down" in (down_class.get_attribute("class") or "")
-            error_cell = page.locator(
-                f'#{ElementId.FLEET_TABLE} tr[data-key="node-1"] td[data-column="error_ratio"]'
-            )
-            assert "bad" in (error_cell.get_attribute("class") or "")
-
-            # SLOs: the status the control plane recorded.
-            slo = cells(page, ElementId.SLO_TABLE, "nodes-availability")
-            assert slo["slo"] == "nodes-availability"
-            assert slo["objective_ratio"] == "99.0 %"
-            assert slo["sli_ratio"] == f"{dashboard.slo_sli * 100:.3f} %"
-            assert slo["error_budget_remaining_ratio"] == f"{dashboard.slo_budget * 100:.1f} %"
-            assert re.search(r"\d+[smh]: \d+\.\d\d\N{MULTIPLICATION SIGN}", slo["burn_rates"])
-
-            # Alerts: the error-rate alert the engine fired for node-1, firing.
-            alert_rows = page.locator(f"#{ElementId.ALERTS_TABLE} tbody tr").all()
-            alerts = [
-                {
-                    cell.get_attribute("data-column"): cell.inner_text().strip()
-                    for cell in row.locator("td").all()
-                }
-                for row in alert_rows
-            ]
-            error_alerts = [a for a in alerts if a.get("alertname") == "NodeHighErrorRate"]
-            assert len(error_alerts) == 1, alerts
-            [error_alert] = error_alerts
-            assert error_alert["state"] == "firing"
-            assert error_alert["node"] == "node-1"
-            assert error_alert["severity"] == "page"
-            assert error_alert["summary"] == "Node node-1 fails 40% of its requests", error_alert
-            assert error_alert["resolved_at_s"] == "\N{EN DASH}"
-
-            # Remediations: the decision taken on that alert.
-            [decision_row] = page.locator(f"#{ElementId.REMEDIATIONS_TABLE} tbody tr").all()
-            decision = {
-                cell.get_attribute("data-column"): cell.inner_text().strip()
-                for cell in decision_row.locator("td").all()
-            }
-            assert decision["action"] == "drain"
-            assert decision["node"] == "node-1"
-            assert decision["outcome"] == "succeeded"
-            assert decision["alertname"] == "NodeHighErrorRate"
-            assert decision["actor"] == "remediation-engine"
-
-            # Charts: Plotly drew an SVG with one line per node that has traffic.
-            for chart in (
-                ElementId.REQUESTS_CHART,
-                ElementId.LATENCY_CHART,
-                ElementId.ERRORS_CHART,
-                ElementId.GPU_CHART,
-            ):
-                page.wait_for_selector(f"#{chart} .main-svg")
-                page.wait_for_selector(f"#{chart} .scatterlayer .trace", state="attached")
-                drawn = page.locator(f"#{chart} .scatterlayer .trace path.js-line").evaluate_all(
-                    "paths => paths.map(path => path.getAttribute('d') || '')"
-                )
-                figure = page.evaluate(
-                    "id => document.querySelector(`#${id} .js-plotly-plot`).data"
-                    ".map(t => [t.name, t.x.length, t.y.filter(v => v !== null).length])",
-                    str(chart),
-                )
-                assert any(d.count("L") >= 1 for d in drawn), (chart, drawn, figure)
-            legend = page.locator(f"#{ElementId.REQUESTS_CHART} .legendtext").all_text_contents()
-            assert {"node-0", "node-1", "node-2"} <= set(legend), legend
-            errors_legend = page.locator(
-                f"#{ElementId.ERRORS_CHART} .legendtext"
-            ).all_text_contents()
-            assert "node-1" in errors_legend, errors_legend
+            # A page's own address opens that page (a link an engineer pastes in a chat).
+            page.goto(f"{dashboard.url}alerts")
+            page.wait_for_selector("#page-alerts:not(.hidden)")
+            page.wait_for_selector(f"#{ElementId.FLEET_PAGE}", state="hidden")
+            page.wait_for_selector(f"#{ElementId.ALERTS_TABLE} tr[data-key]")
+            assert page.locator("#nav-alerts").get_attribute("class") == "nav-link current"
 
             assert page.locator(f"#{ElementId.LAST_UPDATED}").inner_text().startswith("updated")
             page.wait_for_timeout(2_500)  # a few more refreshes, for late console errors
         finally:
             browser.close()
     assert console_errors == []
+
+
+def _check_fleet_page(page: Any) -> None:
+    page.wait_for_selector(f'#{ElementId.FLEET_TABLE} tr[data-key="node-2"]')
+    page.wait_for_selector(f"#{ElementId.REQUESTS_CHART} .scatterlayer .trace", state="attached")
+
+    # One row per node, in order, with the numbers recorded.
+    keys = page.locator(f"#{ElementId.FLEET_TABLE} tbody tr").evaluate_all(
+        "rows => rows.map(row => row.dataset.key)"
+    )
+    assert keys == ["node-0", "node-1", "node-2"]
+    node0 = cells(page, ElementId.FLEET_TABLE, "node-0")
+    node1 = cells(page, ElementId.FLEET_TABLE, "node-1")
+    node2 = cells(page, ElementId.FLEET_TABLE, "node-2")
+    assert node0["status"] == "serving"
+    assert node1["status"] == "drained"  # drained by the router: no longer "up"
+    assert node2["status"] == "down"
+    assert node0["requests_per_s"] == "1.50"
+    assert node1["requests_per_s"] == "1.50"
+    assert node0["error_ratio"] == "0.0 %"
+    assert node1["error_ratio"] == "40.0 %"
+    assert node0["p50_s"] == "400 ms" and node0["p99_s"] == "498 ms"
+    assert node1["p50_s"] == "1.25 s"
+    assert re.fullmatch(r"1\.\d\d s", node1["p99_s"]), node1
+    assert node0["queue"] == "2" and node1["queue"] == "0"
+    assert node0["kv_usage"] == "25 %" and node1["kv_usage"] == "50 %"
+    for row in (node0, node1):
+        assert re.fullmatch(r"\d+ %", row["gpu_util_percent"]), row
+        assert re.fullmatch(r"\d+ ms", row["ttft_p50_s"]), row  # 50 ms, read from buckets
+        assert re.fullmatch(r"\d+ ms", row["ttft_p99_s"]), row
+        assert re.fullmatch(r"\d+\.\d / \d+ GiB", row["gpu_memory"]), row
+        assert re.fullmatch(r"\d+ \N{DEGREE SIGN}C", row["gpu_temperature_celsius"]), row
+        assert re.fullmatch(r"\d+ W", row["gpu_power_watts"]), row
+    assert node2["gpu_util_percent"] == "\N{EN DASH}"  # stale: no current value
+    assert node2["gpu_memory"] == "\N{EN DASH}"
+    row_classes = {
+        key: page.locator(f'#{ElementId.FLEET_TABLE} tr[data-key="{key}"]').get_attribute("class")
+        for key in ("node-0", "node-1", "node-2")
+    }
+    assert row_classes == {"node-0": "", "node-1": "row-drained", "node-2": "row-down"}
+    error_cell = page.locator(
+        f'#{ElementId.FLEET_TABLE} tr[data-key="node-1"] td[data-column="error_ratio"]'
+    )
+    assert "bad" in (error_cell.get_attribute("class") or "")
+
+    # Charts: Plotly drew an SVG with one line per node that has traffic.
+    for chart in (
+        ElementId.REQUESTS_CHART,
+        ElementId.LATENCY_CHART,
+        ElementId.ERRORS_CHART,
+        ElementId.GPU_CHART,
+    ):
+        _wait_for_lines(page, chart)
+    legend = page.locator(f"#{ElementId.REQUESTS_CHART} .legendtext").all_text_contents()
+    assert {"node-0", "node-1", "node-2"} <= set(legend), legend
+    errors_legend = page.locator(f"#{ElementId.ERRORS_CHART} .legendtext").all_text_contents()
+    assert "node-1" in errors_legend, errors_legend
+
+
+def _wait_for_lines(page: Any, chart: ElementId) -> None:
+    page.wait_for_selector(f"#{chart} .main-svg")
+    page.wait_for_selector(f"#{chart} .scatterlayer .trace", state="attached")
+    drawn = page.locator(f"#{chart} .scatterlayer .trace path.js-line").evaluate_all(
+        "paths => paths.map(path => path.getAttribute('d') || '')"
+    )
+    assert any(d.count("L") >= 1 for d in drawn), (chart, drawn)
+
+
+def _check_slos_page(page: Any, dashboard: Recorded) -> None:
+    page.wait_for_selector(f'#{ElementId.SLO_TABLE} tr[data-key="nodes-availability"]')
+    slo = cells(page, ElementId.SLO_TABLE, "nodes-availability")
+    assert slo["slo"] == "nodes-availability"
+    assert slo["objective_ratio"] == "99.0 %"
+    assert slo["sli_ratio"] == f"{dashboard.slo_sli * 100:.3f} %"
+    assert slo["error_budget_remaining_ratio"] == f"{dashboard.slo_budget * 100:.1f} %"
+    assert re.search(r"\d+[smh]: \d+\.\d\d\N{MULTIPLICATION SIGN}", slo["burn_rates"])
+    assert slo["alerts"] == dashboard.slo_alerts
+
+    # The burn-down: one line, the SLO's budget at every recorded round.
+    _wait_for_lines(page, ElementId.BUDGET_CHART)
+    lines = page.evaluate(
+        "id => document.querySelector(`#${id} .js-plotly-plot`).data"
+        ".map(t => [t.name, t.y.filter(v => v !== null).length])",
+        str(ElementId.BUDGET_CHART),
+    )
+    # Not every round has a budget (the first has no rate yet), and which chart steps see
+    # a sample depends on where "now" falls between them: a line of at least two points.
+    [[name, points]] = lines
+    assert name == "nodes-availability" and 2 <= points <= SCRAPES, lines
+
+
+def _check_alerts_page(page: Any) -> None:
+    page.wait_for_selector(f"#{ElementId.ALERTS_TABLE} tr[data-key]")
+    alerts = row_texts(page, ElementId.ALERTS_TABLE)
+    error_alerts = [a for a in alerts if a.get("alertname") == "NodeHighErrorRate"]
+    assert len(error_alerts) == 1, alerts
+    [error_alert] = error_alerts
+    assert error_alert["state"] == "firing"
+    assert error_alert["node"] == "node-1"
+    assert error_alert["severity"] == "page"
+    assert error_alert["summary"] == "Node node-1 fails 40% of its requests", error_alert
+    assert error_alert["resolved_at_s"] == "\N{EN DASH}"
+    assert all(a["state"] in ("firing", "pending") for a in alerts), alerts
+    assert row_texts(page, ElementId.RECENT_ALERTS_TABLE) == [
+        {"message": "no resolved alerts yet"}
+    ]
+
+
+def _check_remediation_page(page: Any, dashboard: Recorded) -> None:
+    incident = f'#{ElementId.INCIDENTS} .incident[data-key="{dashboard.error_fingerprint}"]'
+    page.wait_for_selector(incident)
+    assert page.locator(f"{incident} h3").inner_text() == (
+        f"NodeHighErrorRate on node-1 since {_utc(dashboard.now_s - 5)} UTC"
+    )
+    kinds = page.locator(f"{incident} li").evaluate_all("items => items.map(i => i.dataset.kind)")
+    assert kinds == ["pending", "firing", "decision"]
+    decision_line = page.locator(f'{incident} li[data-kind="decision"] .event-text').inner_text()
+    assert decision_line == (
+        "drain node-1 by remediation-engine: succeeded: NodeHighErrorRate fired on node-1; "
+        "drained"
+    )
+
+    page.wait_for_selector(f"#{ElementId.REMEDIATIONS_TABLE} tr[data-key]")
+    [decision] = row_texts(page, ElementId.REMEDIATIONS_TABLE)
+    assert decision["action"] == "drain"
+    assert decision["node"] == "node-1"
+    assert decision["outcome"] == "succeeded"
+    assert decision["alertname"] == "NodeHighErrorRate"
+    assert decision["actor"] == "remediation-engine"
+    assert decision["guard"] == "\N{EN DASH}"
+    assert decision["reason"] == "NodeHighErrorRate fired on node-1; drained"
+
+
+def _utc(timestamp_s: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(timestamp_s))

@@ -26,12 +26,18 @@ from dashboards import (
     DashboardArgumentError,
     DashboardData,
     FleetRow,
+    Incident,
+    IncidentEvent,
+    NodeStatus,
     RemediationRow,
+    SloAlert,
     SloRow,
     TimeRangeError,
 )
 from dashboards import _queries as q
-from dashboards._data import natural_sort_key, series_name
+from dashboards._data import series_name
+from dashboards._fleet_rows import node_status
+from dashboards._node_order import natural_sort_key
 from remediation import DecisionLog, Outcome
 
 NOW_S = 1_700_000_000.0
@@ -39,7 +45,15 @@ NOW_S = 1_700_000_000.0
 FLEET_QUERIES = (
     q.NODE_UP, q.request_rate_by_status(30.0), q.latency_quantile(0.5, 30.0),
     q.latency_quantile(0.99, 30.0), q.GPU_UTIL_PERCENT, q.QUEUED_REQUESTS, q.KV_CACHE_USAGE,
+    q.ttft_quantile(0.5, 30.0), q.ttft_quantile(0.99, 30.0), q.GPU_TEMPERATURE_CELSIUS,
+    q.GPU_POWER_WATTS, q.GPU_MEMORY_USED_MIB, q.GPU_MEMORY_FREE_MIB, q.ROUTER_NODE_DRAINING,
+    q.ROUTER_NODE_HEALTHY, q.ROUTER_IN_FLIGHT,
 )
+FLEET_ANSWER_NAMES = (
+    "up", "requests", "p50", "p99", "gpu", "queue", "kv", "ttft_p50", "ttft_p99", "temp",
+    "power", "mem_used", "mem_free", "draining", "healthy", "in_flight",
+)
+MIB = 1024 * 1024
 SLO_QUERIES = (q.SLO_SLI, q.SLO_OBJECTIVE, q.SLO_BUDGET_REMAINING, q.SLO_BURN_RATE)
 
 
@@ -53,9 +67,10 @@ def data_over(
 
 def fleet_source(**answers: list[InstantSample]) -> ScriptedSource:
     """Every fleet query answered (empty unless given by its position name)."""
-    names = ("up", "requests", "p50", "p99", "gpu", "queue", "kv")
-    return ScriptedSource({expr: answers.get(name, []) for name, expr in zip(names, FLEET_QUERIES,
-                                                                          strict=True)})
+    return ScriptedSource({
+        expr: answers.get(name, [])
+        for name, expr in zip(FLEET_ANSWER_NAMES, FLEET_QUERIES, strict=True)
+    })
 
 
 @pytest.mark.parametrize(
@@ -77,11 +92,24 @@ def fleet_source(**answers: list[InstantSample]) -> ScriptedSource:
         (q.QUEUED_REQUESTS, 'sum by (node) (vllm:num_requests_waiting{job="nodes"})'),
         (q.KV_CACHE_USAGE, 'max by (node) (vllm:kv_cache_usage_perc{job="nodes"})'),
         (q.SLO_BURN_RATE, "slo:burn_rate:ratio"),
+        (q.ttft_quantile(0.5, 30.0),
+         'histogram_quantile(0.5, sum by (node, le) '
+         '(rate(vllm:time_to_first_token_seconds_bucket{job="nodes"}[30s])))'),
+        (q.GPU_TEMPERATURE_CELSIUS, 'max by (node) (DCGM_FI_DEV_GPU_TEMP{job="nodes"})'),
+        (q.GPU_POWER_WATTS, 'sum by (node) (DCGM_FI_DEV_POWER_USAGE{job="nodes"})'),
+        (q.GPU_MEMORY_USED_MIB, 'sum by (node) (DCGM_FI_DEV_FB_USED{job="nodes"})'),
+        (q.GPU_MEMORY_FREE_MIB, 'sum by (node) (DCGM_FI_DEV_FB_FREE{job="nodes"})'),
+        (q.ROUTER_NODE_DRAINING,
+         'max by (node) (inferops_router_node_draining{job="router"})'),
+        (q.ROUTER_NODE_HEALTHY, 'max by (node) (inferops_router_node_healthy{job="router"})'),
+        (q.ROUTER_IN_FLIGHT, 'sum by (node) (inferops_router_in_flight{job="router"})'),
     ],
     ids=[
         "requests by node and status", "a window in Prometheus duration syntax",
         "requests by node", "p99 latency", "p50 latency over an hour", "node up",
         "GPU utilization", "queued requests", "KV-cache usage", "SLO burn rates",
+        "time to first token", "hottest GPU", "power of all GPUs", "memory used",
+        "memory free", "router drain", "router health", "router in flight",
     ],
 )
 def test_the_dashboard_asks_prometheus_compatible_promql_of_the_nodes_job(
@@ -105,21 +133,41 @@ def test_the_fleet_table_has_one_exact_row_per_node_in_natural_order() -> None:
         gpu=[sample(87.4, node="node-0"), sample(12.0, node="node-3")],
         queue=[sample(2.0, node="node-0")],
         kv=[sample(0.42, node="node-0")],
+        ttft_p50=[sample(0.04, node="node-0")],
+        ttft_p99=[sample(0.12, node="node-0"), sample(math.nan, node="node-1")],
+        temp=[sample(67.0, node="node-0")],
+        power=[sample(512.5, node="node-0")],
+        mem_used=[sample(40_960.0, node="node-0"), sample(1_024.0, node="node-3")],
+        mem_free=[sample(40_960.0, node="node-0")],
+        draining=[sample(0, node="node-0"), sample(0, node="node-1"), sample(1, node="node-2"),
+                  sample(0, node="node-10")],
+        healthy=[sample(1, node="node-0"), sample(1, node="node-1"), sample(1, node="node-2"),
+                 sample(1, node="node-10")],
+        in_flight=[sample(0, node="node-0"), sample(0, node="node-2"),
+                   sample(0, node="node-10")],
     )
 
     rows = data_over(source).fleet(NOW_S)
 
     assert rows == [
         FleetRow(node="node-0", up=True, requests_per_s=10.0, p50_s=0.25, p99_s=1.5,
-                 error_ratio=0.1, gpu_util_percent=87.4, queue=2.0, kv_usage=0.42),
+                 error_ratio=0.1, gpu_util_percent=87.4, queue=2.0, kv_usage=0.42,
+                 status=NodeStatus.SERVING, ttft_p50_s=0.04, ttft_p99_s=0.12,
+                 gpu_temperature_celsius=67.0, gpu_power_watts=512.5,
+                 gpu_memory_used_bytes=40_960 * MIB, gpu_memory_total_bytes=81_920 * MIB,
+                 in_flight=0.0),
         FleetRow(node="node-1", up=False, requests_per_s=None, p50_s=None, p99_s=None,
-                 error_ratio=None, gpu_util_percent=None, queue=None, kv_usage=None),
+                 error_ratio=None, gpu_util_percent=None, queue=None, kv_usage=None,
+                 status=NodeStatus.DOWN),
         FleetRow(node="node-2", up=True, requests_per_s=0.0, p50_s=None, p99_s=None,
-                 error_ratio=None, gpu_util_percent=None, queue=None, kv_usage=None),
+                 error_ratio=None, gpu_util_percent=None, queue=None, kv_usage=None,
+                 status=NodeStatus.DRAINED, in_flight=0.0),
         FleetRow(node="node-3", up=None, requests_per_s=None, p50_s=None, p99_s=None,
-                 error_ratio=None, gpu_util_percent=12.0, queue=None, kv_usage=None),
+                 error_ratio=None, gpu_util_percent=12.0, queue=None, kv_usage=None,
+                 gpu_memory_used_bytes=1_024 * MIB),
         FleetRow(node="node-10", up=True, requests_per_s=5.0, p50_s=None, p99_s=math.inf,
-                 error_ratio=0.0, gpu_util_percent=None, queue=None, kv_usage=None),
+                 error_ratio=0.0, gpu_util_percent=None, queue=None, kv_usage=None,
+                 status=NodeStatus.SERVING, in_flight=0.0),
     ]
     assert [(kind, expr, at) for kind, expr, at in source.asked] == [
         ("query", expr, NOW_S) for expr in FLEET_QUERIES
@@ -131,13 +179,46 @@ def test_an_empty_store_gives_an_empty_fleet() -> None:
 
 
 def test_the_rate_window_is_the_one_configured() -> None:
-    source = ScriptedSource({
-        q.NODE_UP: [], q.request_rate_by_status(60.0): [], q.latency_quantile(0.5, 60.0): [],
-        q.latency_quantile(0.99, 60.0): [], q.GPU_UTIL_PERCENT: [], q.QUEUED_REQUESTS: [],
-        q.KV_CACHE_USAGE: [],
-    })
+    windowed = {q.request_rate_by_status(30.0): q.request_rate_by_status(60.0),
+                q.latency_quantile(0.5, 30.0): q.latency_quantile(0.5, 60.0),
+                q.latency_quantile(0.99, 30.0): q.latency_quantile(0.99, 60.0),
+                q.ttft_quantile(0.5, 30.0): q.ttft_quantile(0.5, 60.0),
+                q.ttft_quantile(0.99, 30.0): q.ttft_quantile(0.99, 60.0)}
+    source = ScriptedSource({windowed.get(expr, expr): [] for expr in FLEET_QUERIES})
     data = DashboardData(source, AlertBook(), DecisionBook(), rate_window_s=60.0)
     assert (data.fleet(NOW_S), data.rate_window_s) == ([], 60.0)
+
+
+@pytest.mark.parametrize(
+    ("up", "healthy", "draining", "in_flight", "status"),
+    [
+        (1.0, 1.0, 0.0, 0.0, NodeStatus.SERVING),
+        (1.0, None, None, None, NodeStatus.SERVING),
+        (1.0, 1.0, 1.0, 2.0, NodeStatus.DRAINING),
+        (1.0, 1.0, 1.0, 0.0, NodeStatus.DRAINED),
+        (1.0, 1.0, 1.0, None, NodeStatus.DRAINED),
+        (None, 1.0, 1.0, 0.0, NodeStatus.DRAINED),
+        (0.0, 1.0, 1.0, 0.0, NodeStatus.DOWN),
+        (1.0, 0.0, 1.0, 0.0, NodeStatus.DOWN),
+        (1.0, 0.0, 0.0, 0.0, NodeStatus.DOWN),
+        (0.0, None, None, None, NodeStatus.DOWN),
+        (None, 1.0, 0.0, 0.0, NodeStatus.SERVING),
+        (None, None, None, None, NodeStatus.UNKNOWN),
+    ],
+    ids=[
+        "scraped, healthy, not drained: serving", "scraped, no router: serving",
+        "drained with requests in flight: draining", "drained and idle: drained",
+        "drained, in-flight unknown: drained", "drained, never scraped: drained",
+        "drained but its scrape fails: down", "drained but the router's check fails: down",
+        "the router's health check fails: down", "the scrape fails, no router: down",
+        "only the router knows it, healthy: serving", "nobody knows it: unknown",
+    ],
+)
+def test_a_node_status_combines_its_scrape_and_the_router_as_the_router_does(
+    up: float | None, healthy: float | None, draining: float | None, in_flight: float | None,
+    status: NodeStatus,
+) -> None:
+    assert node_status(up=up, healthy=healthy, draining=draining, in_flight=in_flight) is status
 
 
 def test_the_slo_table_has_one_row_per_slo_with_burn_rates_shortest_window_first() -> None:
@@ -177,6 +258,23 @@ def test_no_slo_series_give_no_slo_rows() -> None:
 
 
 # --- charts --------------------------------------------------------------------------------
+
+
+def test_the_burn_down_chart_has_one_budget_line_per_slo_by_name() -> None:
+    source = ScriptedSource(ranges={q.SLO_BUDGET_REMAINING: [
+        series([0, 60], [1.0, 0.75], __name__="slo:error_budget_remaining:ratio",
+               slo="router-latency"),
+        series([0, 60], [0.5, -0.25], __name__="slo:error_budget_remaining:ratio",
+               slo="router-availability"),
+    ]})
+
+    lines = data_over(source).chart(ChartKind.ERROR_BUDGET_REMAINING, 0.0, 60.0, 60.0)
+
+    assert lines == [
+        ChartSeries("router-availability", (0.0, 60.0), (0.5, -0.25)),
+        ChartSeries("router-latency", (0.0, 60.0), (1.0, 0.75)),
+    ]
+    assert source.asked == [("query_range", q.SLO_BUDGET_REMAINING, 0.0, 60.0, 60.0)]
 
 
 def test_the_request_rate_chart_has_one_line_per_node_in_natural_order() -> None:
@@ -385,7 +483,65 @@ def test_the_real_decision_log_is_a_decision_reader() -> None:
         engine.dispose()
 
 
-@pytest.mark.parametrize("method", ["alerts", "remediations"])
+def test_each_slo_lists_the_alerts_labelled_with_it_by_their_latest_state() -> None:
+    page_old = Alert("a1", {"alertname": "ErrorBudgetBurn", "slo": "avail", "severity": "page"},
+                     "resolved", 100.0, resolved_at_s=150.0)
+    page_new = Alert("a1", {"alertname": "ErrorBudgetBurn", "slo": "avail", "severity": "page"},
+                     "firing", 200.0, fired_at_s=202.0)
+    ticket = Alert("a2", {"alertname": "ErrorBudgetBurn", "slo": "avail",
+                          "severity": "ticket"}, "pending", 210.0)
+    latency = Alert("a3", {"alertname": "ErrorBudgetBurn", "slo": "latency",
+                           "severity": "page"}, "resolved", 50.0, resolved_at_s=60.0)
+    node = Alert("n1", {"alertname": "NodeDown", "node": "node-1"}, "firing", 10.0)
+    book = AlertBook(active=[page_new, ticket, node], recent=[page_new, page_old, latency])
+
+    assert data_over(ScriptedSource(), alerts=book).slo_alerts() == {
+        "avail": (SloAlert("ErrorBudgetBurn", "page", "firing"),
+                  SloAlert("ErrorBudgetBurn", "ticket", "pending")),
+        "latency": (SloAlert("ErrorBudgetBurn", "page", "resolved"),),
+    }
+    assert book.limits == [200]
+
+
+def test_incidents_group_alert_transitions_and_decisions_by_fingerprint_latest_first() -> None:
+    first = Alert("8e9b", {"alertname": "NodeHighErrorRate", "node": "node-1"}, "resolved",
+                  100.0, {"summary": "node-1 fails 40% of its requests"}, fired_at_s=102.0,
+                  resolved_at_s=130.0)
+    again = Alert("8e9b", {"alertname": "NodeHighErrorRate", "node": "node-1"}, "firing",
+                  400.0, fired_at_s=402.0)
+    decisions = DecisionBook([
+        Decision(3, "drain", "node-2", "refused", "would leave 1 node", 500.0,
+                 guard="disruption-budget", actor="cli:oncall"),
+        Decision(2, "drain", "node-1", "refused", "in cooldown", 403.0, guard="cooldown",
+                 alertname="NodeHighErrorRate", alert_fingerprint="8e9b"),
+        Decision(1, "drain", "node-1", "succeeded", "node-1 is now drained", 103.0,
+                 alertname="NodeHighErrorRate", alert_fingerprint="8e9b"),
+    ])
+    book = AlertBook(active=[again], recent=[again, first])
+
+    found = data_over(ScriptedSource(), alerts=book, decisions=decisions).incidents()
+
+    assert found == [
+        Incident("decision-3", None, "node-2", (
+            IncidentEvent(500.0, "decision", "drain node-2 by cli:oncall: refused "
+                          "[guard: disruption-budget]: would leave 1 node", outcome="refused"),
+        )),
+        Incident("8e9b", "NodeHighErrorRate", "node-1", (
+            IncidentEvent(100.0, "pending", "pending: node-1 fails 40% of its requests"),
+            IncidentEvent(102.0, "firing", "fired: node-1 fails 40% of its requests"),
+            IncidentEvent(103.0, "decision", "drain node-1 by policy:drain-unhealthy-node: "
+                          "succeeded: node-1 is now drained", outcome="succeeded"),
+            IncidentEvent(130.0, "resolved", "resolved"),
+            IncidentEvent(400.0, "pending", "pending"),
+            IncidentEvent(402.0, "firing", "fired"),
+            IncidentEvent(403.0, "decision", "drain node-1 by policy:drain-unhealthy-node: "
+                          "refused [guard: cooldown]: in cooldown", outcome="refused"),
+        )),
+    ]
+    assert [i.started_at_s for i in found] == [500.0, 100.0]
+
+
+@pytest.mark.parametrize("method", ["alerts", "remediations", "slo_alerts", "incidents"])
 def test_a_limit_below_one_is_refused(method: str) -> None:
     with pytest.raises(DashboardArgumentError, match="limit must be at least 1, got 0"):
         getattr(data_over(ScriptedSource()), method)(0)

@@ -14,18 +14,24 @@ from dashboards import (
     ChartKind,
     ChartSeries,
     FleetRow,
+    Incident,
+    IncidentEvent,
+    NodeStatus,
     RemediationRow,
+    SloAlert,
     SloRow,
 )
 from dashboards._display import (
     format_age,
+    format_celsius,
     format_count,
     format_instant,
+    format_memory,
     format_number,
     format_percent,
     format_ratio_percent,
     format_seconds,
-    format_up,
+    format_watts,
 )
 from dashboards._figures import chart_figure, message_figure
 from dashboards._tables import (
@@ -36,6 +42,7 @@ from dashboards._tables import (
     remediations_table,
     slo_table,
 )
+from dashboards._timelines import incident_blocks
 
 DASH = "\N{EN DASH}"
 
@@ -49,45 +56,60 @@ def fleet_row(node: str, **values: object) -> FleetRow:
     return FleetRow(node=node, **fields)  # type: ignore[arg-type]
 
 
+def blank_cells(node: str, status: str, **cells: tuple[str, str]) -> dict[str, tuple[str, str]]:
+    """A fleet row's cells: the node, its status (classed), `cells`, and a dash elsewhere."""
+    row = {key: (DASH, "") for key in (
+        "requests_per_s", "p50_s", "p99_s", "ttft_p50_s", "ttft_p99_s", "error_ratio",
+        "gpu_util_percent", "gpu_memory", "gpu_temperature_celsius", "gpu_power_watts",
+        "queue", "kv_usage",
+    )}
+    return {"node": (node, ""), "status": (status, f"status-{status.split()[0]}"), **row,
+            **cells}
+
+
+GIB = 1024**3
+
+
 def test_the_fleet_table_shows_each_node_with_units_and_classes() -> None:
     rows = [
         fleet_row("node-0", up=True, requests_per_s=10.0, p50_s=0.25, p99_s=1.5,
-                  error_ratio=0.1, gpu_util_percent=87.4, queue=2.0, kv_usage=0.42),
-        fleet_row("node-1", up=False),
-        fleet_row("node-3", gpu_util_percent=12.0),
+                  error_ratio=0.1, gpu_util_percent=87.4, queue=2.0, kv_usage=0.42,
+                  status=NodeStatus.SERVING, ttft_p50_s=0.04, ttft_p99_s=0.12,
+                  gpu_memory_used_bytes=41.25 * GIB, gpu_memory_total_bytes=80 * GIB,
+                  gpu_temperature_celsius=67.4, gpu_power_watts=512.6),
+        fleet_row("node-1", up=False, status=NodeStatus.DOWN),
+        fleet_row("node-3", gpu_util_percent=12.0, gpu_memory_used_bytes=2 * GIB),
+        fleet_row("node-4", up=True, status=NodeStatus.DRAINING, in_flight=3.0),
+        fleet_row("node-5", up=True, status=NodeStatus.DRAINED, in_flight=0.0),
         fleet_row("node-10", up=True, requests_per_s=5.0, p99_s=math.inf, error_ratio=0.05,
-                  queue=2.5, kv_usage=0.999),
+                  queue=2.5, kv_usage=0.999, status=NodeStatus.SERVING),
     ]
 
     children = fleet_table(rows)
 
     assert table_headers(children) == [
-        "Node", "State", "Requests/s", "p50 latency", "p99 latency", "Errors", "GPU util",
-        "Queued", "KV cache",
+        "Node", "Status", "Requests/s", "p50 latency", "p99 latency", "TTFT p50", "TTFT p99",
+        "Errors", "GPU util", "GPU memory", "GPU temp", "Power", "Queued", "KV cache",
     ]
     assert table_rows(children) == [
-        Row("node-0", "", {
-            "node": ("node-0", ""), "up": ("up", "up-up"), "requests_per_s": ("10.00", ""),
-            "p50_s": ("250 ms", ""), "p99_s": ("1.50 s", ""), "error_ratio": ("10.0 %", "bad"),
-            "gpu_util_percent": ("87 %", ""), "queue": ("2", ""), "kv_usage": ("42 %", ""),
-        }),
-        Row("node-1", "row-down", {
-            "node": ("node-1", ""), "up": ("down", "up-down"), "requests_per_s": (DASH, ""),
-            "p50_s": (DASH, ""), "p99_s": (DASH, ""), "error_ratio": (DASH, ""),
-            "gpu_util_percent": (DASH, ""), "queue": (DASH, ""), "kv_usage": (DASH, ""),
-        }),
-        Row("node-3", "", {
-            "node": ("node-3", ""), "up": ("unknown", "up-unknown"),
-            "requests_per_s": (DASH, ""), "p50_s": (DASH, ""), "p99_s": (DASH, ""),
-            "error_ratio": (DASH, ""), "gpu_util_percent": ("12 %", ""), "queue": (DASH, ""),
-            "kv_usage": (DASH, ""),
-        }),
-        Row("node-10", "", {
-            "node": ("node-10", ""), "up": ("up", "up-up"), "requests_per_s": ("5.00", ""),
-            "p50_s": (DASH, ""), "p99_s": ("> largest bucket", ""),
-            "error_ratio": ("5.0 %", ""), "gpu_util_percent": (DASH, ""), "queue": ("2.5", ""),
-            "kv_usage": ("100 %", ""),
-        }),
+        Row("node-0", "", blank_cells(
+            "node-0", "serving", requests_per_s=("10.00", ""), p50_s=("250 ms", ""),
+            p99_s=("1.50 s", ""), ttft_p50_s=("40 ms", ""), ttft_p99_s=("120 ms", ""),
+            error_ratio=("10.0 %", "bad"), gpu_util_percent=("87 %", ""),
+            gpu_memory=("41.2 / 80 GiB", ""), gpu_temperature_celsius=("67 \N{DEGREE SIGN}C", ""),
+            gpu_power_watts=("513 W", ""), queue=("2", ""), kv_usage=("42 %", ""),
+        )),
+        Row("node-1", "row-down", blank_cells("node-1", "down")),
+        Row("node-3", "", blank_cells(
+            "node-3", "unknown", gpu_util_percent=("12 %", ""), gpu_memory=("2.0 GiB", ""),
+        )),
+        Row("node-4", "row-drained", blank_cells("node-4", "draining (3 in flight)")),
+        Row("node-5", "row-drained", blank_cells("node-5", "drained")),
+        Row("node-10", "", blank_cells(
+            "node-10", "serving", requests_per_s=("5.00", ""),
+            p99_s=("> largest bucket", ""), error_ratio=("5.0 %", ""), queue=("2.5", ""),
+            kv_usage=("100 %", ""),
+        )),
     ]
 
 
@@ -98,7 +120,7 @@ def test_an_empty_fleet_says_there_is_no_data_yet_across_the_whole_table() -> No
 def test_a_message_table_keeps_the_header_and_shows_the_message() -> None:
     children = message_table(FLEET_COLUMNS, "fleet data unavailable")
     assert table_headers(children)[0] == "Node"
-    assert table_message(children) == ("fleet data unavailable", 9)
+    assert table_message(children) == ("fleet data unavailable", 14)
 
 
 @pytest.mark.parametrize(
@@ -132,25 +154,53 @@ def test_the_slo_table_shows_sli_objective_and_burn_rates() -> None:
 
     children = slo_table(rows)
 
-    assert table_headers(children) == ["SLO", "SLI", "Objective", "Budget left", "Burn rates"]
+    assert table_headers(children) == [
+        "SLO", "SLI", "Objective", "Budget left", "Burn rates", "Alerts it drives",
+    ]
     assert table_rows(children) == [
         Row("router-availability", "", {
             "slo": ("router-availability", ""), "sli_ratio": ("99.500 %", ""),
             "objective_ratio": ("99.0 %", ""), "error_budget_remaining_ratio": ("50.0 %", "good"),
             "burn_rates": ("5m: 14.40\N{MULTIPLICATION SIGN}  1h: 2.00\N{MULTIPLICATION SIGN}",
                            "warn"),
+            "alerts": ("none seen yet", ""),
         }),
         Row("router-latency", "", {
             "slo": ("router-latency", ""), "sli_ratio": ("97.000 %", ""),
             "objective_ratio": ("95.0 %", ""), "error_budget_remaining_ratio": (DASH, ""),
             "burn_rates": ("1h: 0.50\N{MULTIPLICATION SIGN}  6h: 1.00\N{MULTIPLICATION SIGN}",
                            ""),
+            "alerts": ("none seen yet", ""),
         }),
         Row("batch", "", {
             "slo": ("batch", ""), "sli_ratio": (DASH, ""), "objective_ratio": (DASH, ""),
             "error_budget_remaining_ratio": (DASH, ""), "burn_rates": (DASH, ""),
+            "alerts": ("none seen yet", ""),
         }),
     ]
+
+
+@pytest.mark.parametrize(
+    ("driven", "text", "css_class"),
+    [
+        ({"availability": (SloAlert("ErrorBudgetBurn", "page", "firing"),
+                           SloAlert("ErrorBudgetBurn", "ticket", "resolved"))},
+         "ErrorBudgetBurn/page (firing), ErrorBudgetBurn/ticket (resolved)", "state-firing"),
+        ({"availability": (SloAlert("ErrorBudgetBurn", None, "pending"),)},
+         "ErrorBudgetBurn (pending)", "state-pending"),
+        ({"availability": (SloAlert("ErrorBudgetBurn", "page", "resolved"),)},
+         "ErrorBudgetBurn/page (resolved)", ""),
+        ({"latency": (SloAlert("ErrorBudgetBurn", "page", "firing"),)}, "none seen yet", ""),
+        (None, "unavailable", ""),
+    ],
+    ids=["a firing alert marks the SLO", "a pending one warns", "resolved only is quiet",
+         "another SLO's alerts are not this one's", "an unreadable alert store says so"],
+)
+def test_the_slo_table_names_the_alerts_each_slo_drives(
+    driven: dict[str, tuple[SloAlert, ...]] | None, text: str, css_class: str
+) -> None:
+    [row] = table_rows(slo_table([SloRow("availability", 0.995, 0.99, 0.5)], driven))
+    assert row.cells["alerts"] == (text, css_class)
 
 
 def test_the_alerts_table_shows_state_node_and_how_long_each_alert_lasted() -> None:
@@ -233,6 +283,48 @@ def test_no_remediations_says_so() -> None:
     assert table_message(remediations_table([])) == ("no remediations yet", 8)
 
 
+def test_incident_timelines_show_each_event_in_order_with_its_kind() -> None:
+    blocks = as_json(incident_blocks([
+        Incident("8e9b", "NodeHighErrorRate", "node-1", (
+            IncidentEvent(1_700_000_000.0, "pending", "pending: node-1 fails 40%"),
+            IncidentEvent(1_700_000_002.0, "firing", "fired: node-1 fails 40%"),
+            IncidentEvent(1_700_000_003.0, "decision", "drain node-1 by engine: succeeded",
+                          outcome="succeeded"),
+        )),
+        Incident("decision-7", None, "node-2", (
+            IncidentEvent(1_699_000_000.0, "decision", "drain node-2 by cli: refused",
+                          outcome="refused"),
+        )),
+    ]))
+
+    assert [block["props"]["data-key"] for block in blocks] == ["8e9b", "decision-7"]
+    heading = blocks[0]["props"]["children"][0]["props"]["children"]
+    assert [span["props"]["children"] for span in heading] == [
+        "NodeHighErrorRate", " on node-1", " since 2023-11-14 22:13:20 UTC",
+    ]
+    lines = [
+        (li["props"]["data-kind"], li["props"]["className"],
+         [span["props"]["children"] for span in li["props"]["children"]])
+        for li in blocks[0]["props"]["children"][1]["props"]["children"]
+    ]
+    assert lines == [
+        ("pending", "event-pending", ["2023-11-14 22:13:20", "pending: node-1 fails 40%"]),
+        ("firing", "event-firing", ["2023-11-14 22:13:22", "fired: node-1 fails 40%"]),
+        ("decision", "event-decision outcome-succeeded",
+         ["2023-11-14 22:13:23", "drain node-1 by engine: succeeded"]),
+    ]
+    manual = blocks[1]["props"]["children"][0]["props"]["children"][0]["props"]["children"]
+    assert manual == "manual action"
+
+
+def test_no_incidents_says_so() -> None:
+    assert as_json(incident_blocks([])) == [
+        {"namespace": "dash_html_components", "props": {"children": "no incidents yet",
+                                                        "className": "message"},
+         "type": "P"}
+    ]
+
+
 # --- figures -------------------------------------------------------------------------------
 
 
@@ -285,7 +377,11 @@ def test_an_empty_chart_says_no_data_yet_and_a_failed_one_says_why() -> None:
 @pytest.mark.parametrize(
     ("formatted", "text"),
     [
-        (format_up(True), "up"), (format_up(False), "down"), (format_up(None), "unknown"),
+        (format_memory(None, 80 * GIB), DASH), (format_memory(3 * GIB, None), "3.0 GiB"),
+        (format_memory(1.5 * GIB, 0.0), "1.5 GiB"), (format_memory(79.96 * GIB, 80 * GIB),
+                                                   "80.0 / 80 GiB"),
+        (format_celsius(None), DASH), (format_celsius(84.5), "84 \N{DEGREE SIGN}C"),
+        (format_watts(math.nan), DASH), (format_watts(699.5), "700 W"),
         (format_number(None), DASH), (format_number(math.nan), DASH),
         (format_number(math.inf), "+Inf"), (format_number(-math.inf), "-Inf"),
         (format_number(3.14159), "3.14"), (format_number(2.0, decimals=0), "2"),
