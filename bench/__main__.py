@@ -20,6 +20,8 @@ BENCHMARKS = (
     "store_ingest",
     "promql_eval",
     "nvml_render",
+    "dashboard_first_paint",
+    "profiler_cost",
 )
 
 

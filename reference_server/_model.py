@@ -97,9 +97,47 @@ class KVCache:
         return self.k.numel() * self.k.element_size() * 2
 
 
+class BlockStore:
+    """Keys and values of whole KV blocks ([layers, blocks, block_size, heads, head_dim]), kept
+    for prefix caching: a full block of a finished sequence outlives its slot here, and a later
+    prompt with the same prefix copies it back instead of recomputing it."""
+
+    def __init__(
+        self, config: ModelConfig, num_blocks: int, block_size: int, *, device: torch.device,
+        dtype: torch.dtype,
+    ) -> None:
+        shape = (config.n_layers, num_blocks, block_size, config.n_heads, config.head_dim)
+        self.k = torch.zeros(shape, device=device, dtype=dtype)
+        self.v = torch.zeros(shape, device=device, dtype=dtype)
+        self.block_size = block_size
+
+    def save(self, cache: KVCache, slot: int, position_block: int, block: int) -> None:
+        """Copy the slot's tokens of block index `position_block` into store block `block`."""
+        start = position_block * self.block_size
+        self.k[:, block] = cache.k[:, slot, start:start + self.block_size]
+        self.v[:, block] = cache.v[:, slot, start:start + self.block_size]
+
+    def load(self, cache: KVCache, slot: int, blocks: tuple[int, ...]) -> None:
+        """Copy store `blocks` into the slot's first len(blocks) blocks of positions."""
+        if not blocks:
+            return
+        index = torch.tensor(blocks, device=self.k.device)
+        end = len(blocks) * self.block_size
+        shape = (self.k.shape[0], end, self.k.shape[3], self.k.shape[4])
+        cache.k[:, slot, :end] = self.k[:, index].reshape(shape)
+        cache.v[:, slot, :end] = self.v[:, index].reshape(shape)
+
+    @property
+    def nbytes(self) -> int:
+        return self.k.numel() * self.k.element_size() * 2
+
+
 class _Block(nn.Module):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
+        self.extra_matmuls = 0
+        """The slow-kernel fault: this many extra matmuls in this block's MLP (results
+        discarded: the output is unchanged, only the time grows, as with a bad kernel)."""
         d = config.d_model
         self.n_heads = config.n_heads
         self.head_dim = config.head_dim
@@ -119,8 +157,17 @@ class _Block(nn.Module):
     def _finish(self, x: torch.Tensor, attended: torch.Tensor) -> torch.Tensor:
         b, _, t, _ = attended.shape
         x = x + self.proj(attended.transpose(1, 2).reshape(b, t, -1))
-        out: torch.Tensor = x + self.fc_out(F.gelu(self.fc(self.ln2(x))))
+        hidden = F.gelu(self.fc(self.ln2(x)))
+        if self.extra_matmuls:
+            self._slow_kernel(hidden)
+        out: torch.Tensor = x + self.fc_out(hidden)
         return out
+
+    def _slow_kernel(self, hidden: torch.Tensor) -> None:
+        flat = hidden.reshape(-1, hidden.shape[-1])
+        weight_t = self.fc_out.weight.T  # the MLP's down projection again, without its bias
+        for _ in range(self.extra_matmuls):
+            torch.mm(flat, weight_t)
 
     def forward_full(
         self, x: torch.Tensor
@@ -131,6 +178,28 @@ class _Block(nn.Module):
             q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), is_causal=True
         )
         return self._finish(x, attended), k, v
+
+    def forward_prefill(
+        self, x: torch.Tensor, cache_k: torch.Tensor, cache_v: torch.Tensor, slot: int,
+        start: int,
+    ) -> torch.Tensor:
+        """Prompt tokens x [1, T, D] at positions start..start+T-1 of `slot`, attending to the
+        slot's cached positions before `start` too (a prefix-cache hit put them there)."""
+        q, k, v = self._split(x)
+        length = start + x.shape[1]
+        cache_k[slot, start:length] = k[0]
+        cache_v[slot, start:length] = v[0]
+        if start == 0:
+            attended = F.scaled_dot_product_attention(
+                q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), is_causal=True)
+        else:
+            keys = cache_k[slot, :length].transpose(0, 1)[None]  # [1, H, length, Dh]
+            values = cache_v[slot, :length].transpose(0, 1)[None]
+            rows = torch.arange(start, length, device=x.device)[:, None]
+            mask = torch.arange(length, device=x.device)[None, :] <= rows  # [T, length]
+            attended = F.scaled_dot_product_attention(q.transpose(1, 2), keys, values,
+                                                      attn_mask=mask)
+        return self._finish(x, attended)
 
     def forward_decode(
         self,
@@ -223,21 +292,33 @@ class TinyTransformer(nn.Module):
                 x, _, _ = block.forward_full(x)
         return self._logits(x)
 
+    def new_block_store(self, num_blocks: int, block_size: int) -> BlockStore:
+        return BlockStore(self.config, num_blocks, block_size, device=self.device,
+                          dtype=self.dtype)
+
+    def set_slow_kernel(self, layer: int | None, extra_matmuls: int = 0) -> None:
+        """The slow-kernel fault on `layer` (None: cleared everywhere)."""
+        layers = self._layers()
+        if layer is not None and not 0 <= layer < len(layers):
+            raise ValueError(f"layer must be in 0..{len(layers) - 1}, got {layer}")
+        for index, block in enumerate(layers):
+            block.extra_matmuls = extra_matmuls if index == layer else 0
+
     @torch.inference_mode()
     def prefill(
-        self, tokens: torch.Tensor, cache: KVCache, slot: int, *, all_logits: bool = False
+        self, tokens: torch.Tensor, cache: KVCache, slot: int, *, all_logits: bool = False,
+        start: int = 0,
     ) -> torch.Tensor:
-        """Run a prompt tokens [T] into `slot` of `cache` (positions 0..T-1); return the
+        """Run prompt tokens [T] into `slot` of `cache` at positions start..start+T-1 (the
+        slot's positions before `start` must already hold this prompt's prefix); return the
         logits [V] of its last position ([T, V] with `all_logits`)."""
-        length = tokens.shape[0]
+        length = start + tokens.shape[0]
         self._check_length(length)
-        positions = torch.arange(length, device=tokens.device)
+        positions = torch.arange(start, length, device=tokens.device)
         x = (self.tok_emb(tokens) + self.pos_emb(positions)).unsqueeze(0)
         with _attention_backends(tokens.device):
             for layer, block in enumerate(self._layers()):
-                x, k, v = block.forward_full(x)
-                cache.k[layer, slot, :length] = k[0]
-                cache.v[layer, slot, :length] = v[0]
+                x = block.forward_prefill(x, cache.k[layer], cache.v[layer], slot, start)
         logits = self._logits(x[0] if all_logits else x[0, -1])
         return logits
 

@@ -20,6 +20,7 @@ from . import _openai_schema as oai
 from ._node_faults import parse_fault
 from ._node_generate import error_response, fault_gate, handle_generate, record_simple
 from ._node_runtime import Node
+from ._profiler import parse_profile_request, run_profile
 
 logger = logging.getLogger("reference_server.node")
 
@@ -83,7 +84,8 @@ def create_node_app(node: Node, *, exit_process: bool = True) -> FastAPI:
 
     @app.get("/health")
     async def health() -> JSONResponse:
-        return JSONResponse(node.health(), status_code=503 if node.draining else 200)
+        status, body = node.health()
+        return JSONResponse(body, status_code=status)
 
     @app.get("/metrics")
     async def metrics() -> Response:
@@ -108,16 +110,9 @@ def create_node_app(node: Node, *, exit_process: bool = True) -> FastAPI:
             return denied
         try:
             fault = parse_fault(oai.parse_json_object(await request.body()))
-            if fault["kind"] == "gpu-xid":
-                sim = node.simulated_gpu
-                if sim is None:
-                    raise oai.ApiError(
-                        409, f"gpu-xid: the GPU backend is {node.gpu.name}; a real GPU cannot "
-                        "be faulted", param="kind")
-                sim.inject_fault("xid", code=fault["code"])
+            node.apply_fault(fault)
         except oai.ApiError as error:
             return error_response(error)
-        node.faults.set(fault)
         logger.info("%s: fault injected: %s", node.name, fault)
         if fault["kind"] == "crash":
             if exit_process:
@@ -132,11 +127,24 @@ def create_node_app(node: Node, *, exit_process: bool = True) -> FastAPI:
     async def clear_faults(request: Request) -> JSONResponse:
         if (denied := unauthorized(request)) is not None:
             return denied
-        node.faults.clear()
-        if (sim := node.simulated_gpu) is not None:
-            sim.clear_faults()
+        node.clear_faults()
         logger.info("%s: faults cleared", node.name)
         return JSONResponse({"faults": []})
+
+    @app.post("/admin/profile")
+    async def profile(request: Request) -> JSONResponse:
+        if (denied := unauthorized(request)) is not None:
+            return denied
+        try:
+            asked = parse_profile_request(oai.parse_json_object(await request.body()))
+            logger.info("%s: profiling %s", node.name, asked)
+            result = await run_profile(node.engine.faults, asked, device=node.model.device,
+                                       trace_path=node.next_trace_path())
+        except oai.ApiError as error:
+            return error_response(error)
+        logger.info("%s: profile done: %d of %d steps, trace %s", node.name,
+                    result.steps_profiled, result.steps_seen, result.trace_file)
+        return JSONResponse(result.as_dict())
 
     @app.post("/admin/drain")
     async def drain(request: Request) -> JSONResponse:

@@ -3,7 +3,15 @@
 - `latency`: `seconds` extra before the first token of every new request;
 - `error-burst`: a `ratio` (0..1) of new /v1 requests answer 500;
 - `crash`: the process exits with status 1 shortly after answering;
-- `gpu-xid`: the simulated GPU reports XID `code` (a real GPU cannot be faulted: 409).
+- `gpu-xid`: the simulated GPU reports XID `code` (a real GPU cannot be faulted: 409);
+- `hang`: the engine accepts requests and never sends a token; /health answers 503 once a
+  step has been stuck for the engine's `stall_timeout_s` (see `Node.health_problem`);
+- `slow-kernel`: `matmuls` extra matmuls (default 16) in layer `layer`'s MLP on every step;
+- `kv-leak`: KV blocks of finished requests are never freed, until requests queue;
+- `ecc-dbe`: the simulated GPU counts a double-bit ECC error (and XID 48) and the engine
+  dies with it: every request fails and /health answers 503 until cleared;
+- `thermal`: the simulated GPU's cooling fails: it heats up, throttles its SM clock and the
+  engine's steps slow down by the same ratio.
 
 Injecting a kind again replaces that kind's parameters. Touched only on the event loop.
 """
@@ -16,15 +24,26 @@ from typing import Any
 
 from ._openai_schema import ApiError
 
-FAULT_KINDS = ("latency", "error-burst", "crash", "gpu-xid")
+FAULT_KINDS = ("latency", "error-burst", "crash", "gpu-xid", "hang", "slow-kernel", "kv-leak",
+               "ecc-dbe", "thermal")
+GPU_FAULT_KINDS = ("gpu-xid", "ecc-dbe", "thermal")
+"""Faults the simulated GPU shows; a real GPU cannot be faulted (409)."""
 
 _PARAMS: dict[str, tuple[str, ...]] = {
     "latency": ("seconds",),
     "error-burst": ("ratio",),
     "crash": (),
     "gpu-xid": ("code",),
+    "hang": (),
+    "slow-kernel": ("layer",),
+    "kv-leak": (),
+    "ecc-dbe": (),
+    "thermal": (),
 }
+_OPTIONAL: dict[str, tuple[str, ...]] = {"slow-kernel": ("matmuls",)}
 MAX_LATENCY_S = 600.0
+DEFAULT_SLOW_KERNEL_MATMULS = 16
+MAX_SLOW_KERNEL_MATMULS = 1000
 
 
 def _number(body: dict[str, Any], field: str, low: float, high: float) -> float:
@@ -44,9 +63,10 @@ def parse_fault(body: dict[str, Any]) -> dict[str, Any]:
         raise ApiError(400, f"kind: must be one of {', '.join(FAULT_KINDS)}, got {kind!r}",
                        param="kind")
     expected = _PARAMS[kind]
+    optional = _OPTIONAL.get(kind, ())
     for field in body:
-        if field != "kind" and field not in expected:
-            allowed = ", ".join(expected) or "no other field"
+        if field != "kind" and field not in expected + optional:
+            allowed = ", ".join(expected + optional) or "no other field"
             raise ApiError(400, f"{field}: unknown field for a {kind} fault (takes {allowed})",
                            param=field)
     for field in expected:
@@ -62,7 +82,20 @@ def parse_fault(body: dict[str, Any]) -> dict[str, Any]:
             raise ApiError(400, f"code: must be an XID code (an integer 1..999), got {code!r}",
                            param="code")
         return {"kind": kind, "code": code}
+    if kind == "slow-kernel":
+        return {"kind": kind, "layer": _integer(body, "layer", 0, 1_000),
+                "matmuls": _integer(body, "matmuls", 1, MAX_SLOW_KERNEL_MATMULS,
+                                    default=DEFAULT_SLOW_KERNEL_MATMULS)}
     return {"kind": kind}
+
+
+def _integer(body: dict[str, Any], field: str, low: int, high: int, *,
+             default: int | None = None) -> int:
+    value = body.get(field, default)
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ApiError(400, f"{field}: must be an integer {low}..{high}, got {value!r}",
+                       param=field)
+    return value
 
 
 class Faults:
@@ -77,6 +110,9 @@ class Faults:
 
     def clear(self) -> None:
         self._active.clear()
+
+    def has(self, kind: str) -> bool:
+        return kind in self._active
 
     def active(self) -> list[dict[str, Any]]:
         return [dict(f) for f in self._active.values()]

@@ -39,9 +39,11 @@ def record_simple(node: Node, request: Request, status: int, started: float) -> 
 
 
 def fault_gate(node: Node) -> None:
-    """The error-burst fault: this share of new /v1 requests fail."""
+    """The error-burst fault: this share of new /v1 requests fail; a dead engine fails all."""
     if node.faults.should_fail():
         raise oai.ApiError(500, "injected fault: error burst", type="server_error")
+    if (dead := node.engine.faults.dead_reason) is not None:
+        raise oai.ApiError(500, f"the engine is dead: {dead}", type="server_error")
 
 
 async def handle_generate(node: Node, request: Request, *, chat: bool) -> Response:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import logging
+import tempfile
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import torch
 from prometheus_client import CollectorRegistry
@@ -20,12 +23,15 @@ from exporters import (
 
 from ._engine import Engine, EngineConfig
 from ._model import ModelConfig, load_model
-from ._node_faults import Faults
+from ._node_faults import GPU_FAULT_KINDS, Faults
+from ._openai_schema import ApiError
 from ._tokenizer import ByteTokenizer
 
 logger = logging.getLogger("reference_server.node")
 
 DEFAULT_MODEL_NAME = "inferops-tiny"
+HW_THERMAL_SLOWDOWN = 0x40
+"""NVML's nvmlClocksEventReasonHwThermalSlowdown bit of `GpuSample.throttle_reasons`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +47,8 @@ class NodeConfig:
     gpu_type: str = "H100-SXM5-80GB"
     default_max_tokens: int = 16
     """max_tokens when a request leaves it out (completions and chat alike)."""
+    profile_dir: str | None = None
+    """Where `POST /admin/profile` saves Chrome traces; None: a new temporary directory."""
 
 
 class Node:
@@ -73,8 +81,12 @@ class Node:
             config.engine,
             metrics=self.metrics,
             gpu=self.simulated_gpu,
+            clock_ratio=self._sim_clock_ratio if self.simulated_gpu is not None else None,
         )
         self.faults = Faults()
+        self._profile_dir: Path | None = (
+            None if config.profile_dir is None else Path(config.profile_dir))
+        self._profiles = 0
         self.draining = False
         self._closed = False
 
@@ -120,12 +132,76 @@ class Node:
         except Exception:  # metrics must never fail a request
             logger.exception("recording request metrics failed")
 
-    def health(self) -> dict[str, object]:
-        return {
-            "status": "draining" if self.draining else "ok",
+    def next_trace_path(self) -> Path:
+        """A new Chrome trace file's path under the profile directory."""
+        if self._profile_dir is None:
+            self._profile_dir = Path(tempfile.mkdtemp(prefix=f"inferops-profiles-{self.name}-"))
+        self._profiles += 1
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+        return self._profile_dir / f"{self.name}-{stamp}-{self._profiles}.trace.json"
+
+    def health(self) -> tuple[int, dict[str, object]]:
+        """/health's status code and body: 503 while draining or while the engine cannot
+        serve (dead, or a step stuck for `stall_timeout_s`: a hung engine must not look
+        healthy to a load balancer; the check reads engine state, so it answers at once)."""
+        problem = self.engine.health_problem()
+        body: dict[str, object] = {
+            "status": "unhealthy" if problem else "draining" if self.draining else "ok",
             "name": self.name,
             "model": self.model_name,
             "draining": self.draining,
             "running": self.engine.num_running,
             "waiting": self.engine.num_waiting,
         }
+        if problem:
+            body["problem"] = problem
+        return (503 if problem or self.draining else 200), body
+
+    def _sim_clock_ratio(self) -> float:
+        """SM clock / its maximum while the simulated GPU is in thermal slowdown, else 1."""
+        sim = self.simulated_gpu
+        if sim is None:
+            return 1.0
+        sample = sim.sample()[0]
+        if not sample.throttle_reasons & HW_THERMAL_SLOWDOWN:
+            return 1.0
+        return sample.sm_clock_mhz / sim.spec.sm_clock_max_mhz
+
+    def apply_fault(self, fault: dict[str, Any]) -> None:
+        """Make the node (and its simulated GPU) have `fault`; ApiError(409/400) when it
+        cannot, with nothing changed."""
+        kind = fault["kind"]
+        sim = self.simulated_gpu
+        if kind in GPU_FAULT_KINDS and sim is None:
+            raise ApiError(409, f"{kind}: the GPU backend is {self.gpu.name}; a real GPU cannot "
+                           "be faulted", param="kind")
+        faults = self.engine.faults
+        if kind == "slow-kernel":
+            try:
+                faults.set_slow_kernel(fault["layer"], fault["matmuls"])
+            except ValueError as exc:
+                raise ApiError(400, f"layer: {exc}", param="layer") from None
+        elif kind == "hang":
+            faults.set_hang(True)
+        elif kind == "kv-leak":
+            faults.set_kv_leak(True)
+        elif sim is not None and kind == "gpu-xid":
+            sim.inject_fault("xid", code=fault["code"])
+        elif sim is not None and kind == "ecc-dbe":
+            sim.inject_fault("ecc-dbe")
+            faults.set_dead("CUDA error: uncorrectable ECC error encountered (XID 48)")
+        elif sim is not None and kind == "thermal":
+            sim.inject_fault("thermal")
+        self.faults.set(fault)
+
+    def clear_faults(self) -> None:
+        """Every fault cleared: the engine resumes, leaked blocks are freed, the GPU is reset
+        (a real node would be restarted; the simulated GPU cools with its inertia)."""
+        faults = self.engine.faults
+        faults.set_hang(False)
+        faults.set_slow_kernel(None)
+        faults.set_kv_leak(False)
+        faults.set_dead(None)
+        self.faults.clear()
+        if (sim := self.simulated_gpu) is not None:
+            sim.clear_faults()

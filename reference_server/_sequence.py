@@ -125,8 +125,10 @@ class Sequence:
         self.length = 0  # tokens in the KV cache
         self.pending = -1  # sampled, not yet in the cache
         self.generated = 0
+        self.output: list[int] = []  # every sampled token, in order
+        self.blocks: list[int] = []  # KV-cache block table
+        self.preemptions = 0
         self.finished = False
-        self.reserved = len(prompt) + handle.params.max_tokens
         self._decoder = StreamDecoder()
         self._text = ""
         self._emitted = 0
@@ -140,6 +142,7 @@ class Sequence:
     def accept(self, token: int, now_s: float) -> Delta:
         """Take one sampled token; return what to send (its finish_reason ends the request)."""
         self.generated += 1
+        self.output.append(token)
         self.pending = token
         self.handle.token_times_s.append(now_s)
         if token == EOS_ID:
@@ -151,6 +154,11 @@ class Sequence:
         if self.generated >= self.params.max_tokens:
             return self.finish("length", now_s)
         return Delta(self._take(self._held_back()), 1, None, now_s)
+
+    def cache_tokens(self) -> list[int]:
+        """The tokens a (re-)prefill puts in the KV cache: the prompt, and after a preemption
+        also every output token but the pending last one (recomputation, as vLLM preempts)."""
+        return self.prompt + self.output[:-1]
 
     def finish(self, reason: str, now_s: float, *, flush: bool = True, error: str | None = None,
                tokens: int = 1) -> Delta:

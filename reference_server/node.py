@@ -42,8 +42,18 @@ def build_parser() -> argparse.ArgumentParser:
                        help="most sequences in the running batch")
     model.add_argument("--kv-cache-tokens", type=int, default=4096,
                        help="KV cache budget in tokens (at least --context-len)")
+    model.add_argument("--block-size", type=int, default=16,
+                       help="tokens per KV-cache block (default 16)")
+    model.add_argument("--no-prefix-caching", action="store_true",
+                       help="do not reuse the KV blocks of a shared prompt prefix")
+    model.add_argument("--stall-timeout", type=float, default=5.0,
+                       help="seconds one engine step may run with requests in the batch "
+                       "before /health answers 503 (a hung engine; default 5)")
     model.add_argument("--torch-threads", type=int, default=1,
                        help="torch CPU threads (default 1: nodes share the host's cores)")
+    parser.add_argument("--profile-dir", default=None,
+                        help="where POST /admin/profile saves Chrome traces "
+                        "(default: a new temporary directory)")
     parser.add_argument("--log-level", default="info", choices=("debug", "info", "warning"))
     return parser
 
@@ -51,12 +61,14 @@ def build_parser() -> argparse.ArgumentParser:
 def _check_sizes(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Fail fast (exit 2), before torch is imported, on sizes the model or engine refuses."""
     for flag in ("n_layers", "d_model", "n_heads", "context_len", "max_num_seqs",
-                 "kv_cache_tokens", "port"):
+                 "kv_cache_tokens", "block_size", "port"):
         if getattr(args, flag) < (0 if flag == "port" else 1):
             parser.error(f"--{flag.replace('_', '-')} must be positive, got {getattr(args, flag)}")
     if args.d_model % args.n_heads:
         parser.error(f"--d-model ({args.d_model}) must be divisible by --n-heads ({args.n_heads})")
-    if args.kv_cache_tokens < args.context_len:
+    if not args.stall_timeout > 0:
+        parser.error(f"--stall-timeout must be positive, got {args.stall_timeout}")
+    if args.kv_cache_tokens // args.block_size * args.block_size < args.context_len:
         parser.error(f"--kv-cache-tokens ({args.kv_cache_tokens}) must hold at least one full "
                      f"context (--context-len {args.context_len})")
 
@@ -93,7 +105,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             model=ModelConfig(n_layers=args.n_layers, d_model=args.d_model, n_heads=args.n_heads,
                               context_len=args.context_len, seed=args.seed),
             engine=EngineConfig(max_num_seqs=args.max_num_seqs,
-                                kv_cache_tokens=args.kv_cache_tokens),
+                                kv_cache_tokens=args.kv_cache_tokens,
+                                block_size=args.block_size,
+                                prefix_caching=not args.no_prefix_caching,
+                                stall_timeout_s=args.stall_timeout),
+            profile_dir=args.profile_dir,
             device=args.device,
             gpu_backend=args.gpu_backend,
             gpu_type=args.gpu_type,

@@ -27,6 +27,9 @@ class FakeMetrics:
         self.running: list[int] = []
         self.waiting: list[int] = []
         self.kv: list[float] = []
+        self.prefix_queries = 0
+        self.prefix_hits = 0
+        self.preemptions = 0
 
     def set_running(self, n: int) -> None:
         self.running.append(n)
@@ -36,6 +39,13 @@ class FakeMetrics:
 
     def set_kv_cache_usage(self, ratio: float) -> None:
         self.kv.append(ratio)
+
+    def count_prefix_cache(self, queries_tokens: int, hits_tokens: int) -> None:
+        self.prefix_queries += queries_tokens
+        self.prefix_hits += hits_tokens
+
+    def count_preemptions(self, n: int) -> None:
+        self.preemptions += n
 
 
 class FakeGpu:
@@ -132,14 +142,26 @@ async def test_batch_is_bounded_by_max_num_seqs(make_engine: EngineFactory) -> N
     assert max(h.queue_time_s or 0 for h in handles) > 0
 
 
-async def test_requests_wait_while_the_kv_budget_is_reserved(make_engine: EngineFactory) -> None:
-    # each request reserves prompt + max_tokens = 3 + 100 of a 128-token budget: one at a time
-    engine = make_engine(EngineConfig(kv_cache_tokens=128))
-    handles = [engine.submit(TOK.encode(f"p{i}"), SamplingParams(max_tokens=100, temperature=0))
-               for i in range(2)]
-    await asyncio.gather(*(collect(h) for h in handles))
-    assert engine.stats().max_decode_batch == 1
+async def test_a_full_kv_cache_preempts_the_newest_request_and_recomputes_it(
+    make_engine: EngineFactory,
+) -> None:
+    # 8 blocks of 16 tokens; two requests of 3 + 100 tokens need 7 blocks each: the newer one
+    # is preempted when the cache runs out, waits, is recomputed, and still answers the same
+    alone = make_engine(EngineConfig(kv_cache_tokens=1024))
+    params = SamplingParams(max_tokens=100, temperature=0)
+    expected = [await collect(alone.submit(TOK.encode(f"p{i}"), params)) for i in range(2)]
+    metrics = FakeMetrics()
+    engine = make_engine(EngineConfig(kv_cache_tokens=128), metrics=metrics)
+    handles = [engine.submit(TOK.encode(f"p{i}"), params) for i in range(2)]
+    results = await asyncio.gather(*(collect(h) for h in handles))
+    assert results == expected
+    stats = engine.stats()
+    assert stats.max_decode_batch == 2
+    assert stats.preemptions >= 1
+    assert stats.prefills == 2 + stats.preemptions
+    assert [h.completion_tokens for h in handles] == [100, 100]
     assert engine.kv_cache_usage == 0.0
+    assert metrics.preemptions == stats.preemptions
 
 
 async def test_stop_string_cuts_the_text(make_engine: EngineFactory) -> None:
