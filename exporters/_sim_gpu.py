@@ -4,8 +4,8 @@ Nothing here is random noise alone: utilisation follows the busy fraction the en
 through `record_work`, power follows utilisation, and the temperature follows power with
 thermal inertia (a fast die lag plus a slow heatsink lag). Each is a first-order lag towards
 its target, integrated in small exact steps between calls on an injectable monotonic clock,
-so a test can drive minutes of GPU time in microseconds. A small seeded jitter on power
-keeps a dashboard from looking painted on.
+so a test can drive minutes of GPU time in microseconds (that model: `_sim_gpu_physics`).
+A small seeded jitter on power keeps a dashboard from looking painted on.
 
 Readings are quantised the way NVML reports them: utilisation, temperature and clocks as
 integers, power in milliwatts, memory in bytes.
@@ -14,43 +14,31 @@ integers, power in milliwatts, memory in bytes.
 from __future__ import annotations
 
 import hashlib
-import math
 import random
 import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from ._gpu_sample import GpuSample
 from ._gpu_specs import GpuSpec, gpu_spec
+from ._sim_gpu_physics import (
+    IDLE_UTILIZATION_PERCENT,
+    THERMAL_SLOWDOWN_CLOCK_RATIO,
+    GpuState,
+    advance,
+    board_for,
+)
 
 # NVML clocks event (formerly "throttle") reason bits, as pynvml names them.
 CLOCKS_EVENT_REASON_GPU_IDLE = 0x1  # nvmlClocksEventReasonGpuIdle
 CLOCKS_EVENT_REASON_HW_THERMAL_SLOWDOWN = 0x40  # nvmlClocksEventReasonHwThermalSlowdown
 
-UTILIZATION_TIME_CONSTANT_S = 0.5
-"""NVML's utilisation is the share of the last 1/6 s..1 s with a kernel running."""
-POWER_TIME_CONSTANT_S = 1.0
-"""NVML's power reading is averaged over about a second."""
-DIE_TIME_CONSTANT_S = 1.5
-HEATSINK_TIME_CONSTANT_S = 20.0
-DIE_SHARE = 0.6
-"""Temperature is two lags: the die jumps most of the way within seconds (an H100 went from
-36 C to 55 C in the first second of a full load, here), the heatsink brings the rest over
-tens of seconds."""
-THERMAL_FAULT_OVERSHOOT_C = 12.0
-"""A cooling failure drives the GPU towards slowdown temperature + this, whatever the load."""
-THERMAL_HYSTERESIS_C = 3.0
-THERMAL_SLOWDOWN_CLOCK_RATIO = 0.5
-"""Hardware thermal slowdown cuts the SM clock by at least half."""
-IDLE_UTILIZATION_PERCENT = 0.5
 BASE_MEMORY_FRACTION = 0.006
 """Memory NVML shows as used with no process on the GPU (driver/context reserve)."""
 POWER_JITTER_FRACTION = 0.003
 XID_DOUBLE_BIT_ECC = 48
 """A double-bit ECC error is also reported by the driver as XID 48."""
-_MAX_STEP_S = 0.25
 SHUTDOWN_ABOVE_SLOWDOWN_C = 5.0
 """The GPU shuts down this far above its slowdown temperature (approximate)."""
 HBM_ABOVE_HEATSINK_C = 3.0
@@ -59,34 +47,6 @@ HBM_DIE_SHARE = 0.5
 MEMORY_COPY_SHARE = 0.45
 """Inference decode is memory-bound: the memory interface is busy about this share of the
 time the GPU is (NVML's memory utilisation)."""
-PCIE_RX_KIB_PER_S = (64.0, 1_500_000.0)
-PCIE_TX_KIB_PER_S = (32.0, 400_000.0)
-"""(idle, at 100% busy) PCIe traffic: host-to-GPU (RX) inputs and weights pages, GPU-to-host
-(TX) tokens and logits; approximate."""
-NVLINK_SHARE_OF_PEAK = 0.15
-"""Share of the NVLink peak a tensor-parallel engine uses while busy (all-reduces)."""
-
-
-@dataclass(frozen=True)
-class _Board:
-    """What a GPU type has beyond its GpuSpec: NVLink, the PCIe link, HBM or GDDR."""
-
-    nvlink_links: int
-    nvlink_kib_per_s_per_link: float
-    pcie_generation: int
-    hbm: bool
-
-
-_SXM5 = _Board(18, 25e9 / 1024, 5, True)  # NVLink 4: 18 links x 25 GB/s per direction
-_BOARDS = {
-    "H100-SXM5-80GB": _SXM5,
-    "H200-SXM5-141GB": _SXM5,
-    "A100-SXM4-80GB": _Board(12, 25e9 / 1024, 4, True),  # NVLink 3
-    "A10G": _Board(0, 0.0, 4, False),
-    "L4": _Board(0, 0.0, 4, False),
-}
-_DEFAULT_BOARD = _Board(0, 0.0, 4, False)
-_MAX_STEPS = 4000
 
 FAULT_KINDS = ("ecc-dbe", "ecc-sbe", "thermal", "xid")
 
@@ -105,43 +65,6 @@ def simulated_pci_bus_id(spec: GpuSpec, index: int) -> str:
     else:  # more GPUs than one server of this type holds: the next PCI domains
         domain, bus = index // len(buses), buses[index % len(buses)]
     return f"{domain:08X}:{bus:02X}:00.0"
-
-
-def _lag(value: float, target: float, dt: float, tau: float) -> float:
-    """First-order lag towards `target` over `dt` seconds (exact for a constant target)."""
-    return target + (value - target) * math.exp(-dt / tau)
-
-
-@dataclass
-class _GpuState:
-    index: int
-    uuid: str
-    pci_bus_id: str
-    rng: random.Random
-    busy_target: float = 0.0
-    memory_fraction: float = 0.0
-    utilization: float = 0.0
-    power_w: float = 0.0
-    heatsink_c: float = 0.0
-    die_rise_c: float = 0.0
-    throttled: bool = False
-    thermal_fault: bool = False
-    xid_last: int = 0
-    xid_total: dict[int, int] = field(default_factory=dict)
-    ecc_sbe: int = 0
-    ecc_dbe: int = 0
-    energy_mj: float = 0.0
-    pcie_tx_kib: float = 0.0
-    pcie_rx_kib: float = 0.0
-    nvlink_kib: float = 0.0
-    thermal_violation_us: float = 0.0
-    low_util_violation_us: float = 0.0
-    remapped_rows_uncorrectable: int = 0
-    row_remap_pending: bool = False
-
-    @property
-    def temperature_c(self) -> float:
-        return self.heatsink_c + self.die_rise_c
 
 
 class SimulatedGpuBackend:
@@ -169,14 +92,14 @@ class SimulatedGpuBackend:
         if not hostname:
             raise ValueError("hostname must not be empty")
         self.spec = gpu_spec(gpu_type)
-        self._board = _BOARDS.get(gpu_type, _DEFAULT_BOARD)
+        self._board = board_for(gpu_type)
         self.gpu_type = gpu_type
         self.hostname = hostname
         self._clock = clock
         self._lock = threading.Lock()
         self._now = clock()
         self._gpus = [
-            _GpuState(
+            GpuState(
                 index=i,
                 uuid=simulated_uuid(hostname, i),
                 pci_bus_id=simulated_pci_bus_id(self.spec, i),
@@ -279,9 +202,9 @@ class SimulatedGpuBackend:
     def close(self) -> None:
         """Nothing to release."""
 
-    # -- the model ------------------------------------------------------------------------
+    # -- the state ------------------------------------------------------------------------
 
-    def _selected(self, gpu: int | None) -> list[_GpuState]:
+    def _selected(self, gpu: int | None) -> list[GpuState]:
         if gpu is None:
             return list(self._gpus)
         if isinstance(gpu, bool) or not isinstance(gpu, int) or not 0 <= gpu < len(self._gpus):
@@ -294,54 +217,10 @@ class SimulatedGpuBackend:
         if elapsed <= 0:
             return
         self._now = now
-        steps = min(_MAX_STEPS, max(1, math.ceil(elapsed / _MAX_STEP_S)))
-        dt = elapsed / steps
-        for state in self._gpus:
-            for _ in range(steps):
-                self._step(state, dt)
+        advance(self._gpus, self.spec, self._board, elapsed)
 
-    def _step(self, state: _GpuState, dt: float) -> None:
-        spec = self.spec
-        state.utilization = _lag(
-            state.utilization, 100.0 * state.busy_target, dt, UTILIZATION_TIME_CONSTANT_S
-        )
-        clock_ratio = THERMAL_SLOWDOWN_CLOCK_RATIO if state.throttled else 1.0
-        load_power = spec.power_limit_w * spec.load_power_fraction
-        power_target = spec.idle_power_w + (load_power - spec.idle_power_w) * (
-            state.utilization / 100.0
-        ) * clock_ratio
-        state.power_w = _lag(state.power_w, power_target, dt, POWER_TIME_CONSTANT_S)
-        heat = (state.power_w - spec.idle_power_w) / (load_power - spec.idle_power_w)
-        rise = (spec.temp_load_c - spec.temp_idle_c) * heat
-        extra = 0.0  # a failed cooler heats the heatsink whatever the load
-        if state.thermal_fault:
-            extra = max(0.0, spec.slowdown_temp_c + THERMAL_FAULT_OVERSHOOT_C
-                        - (spec.temp_idle_c + rise))
-        state.die_rise_c = _lag(state.die_rise_c, DIE_SHARE * rise, dt, DIE_TIME_CONSTANT_S)
-        state.heatsink_c = _lag(state.heatsink_c,
-                                spec.temp_idle_c + (1 - DIE_SHARE) * rise + extra,
-                                dt, HEATSINK_TIME_CONSTANT_S)
-        self._accumulate(state, dt)
-        if state.temperature_c >= spec.slowdown_temp_c:
-            state.throttled = True
-        elif state.temperature_c < spec.slowdown_temp_c - THERMAL_HYSTERESIS_C:
-            state.throttled = False
 
-    def _accumulate(self, state: _GpuState, dt: float) -> None:
-        """The running totals NVML keeps: energy, PCIe and NVLink traffic, violation time."""
-        busy = state.utilization / 100.0
-        state.energy_mj += state.power_w * dt * 1000.0
-        state.pcie_rx_kib += dt * (PCIE_RX_KIB_PER_S[0] + busy * PCIE_RX_KIB_PER_S[1])
-        state.pcie_tx_kib += dt * (PCIE_TX_KIB_PER_S[0] + busy * PCIE_TX_KIB_PER_S[1])
-        board = self._board
-        state.nvlink_kib += dt * busy * NVLINK_SHARE_OF_PEAK * (
-            board.nvlink_links * board.nvlink_kib_per_s_per_link)
-        if state.throttled:
-            state.thermal_violation_us += dt * 1e6
-        if state.utilization < IDLE_UTILIZATION_PERCENT:
-            state.low_util_violation_us += dt * 1e6
-
-    def _sample(self, state: _GpuState) -> GpuSample:
+    def _sample(self, state: GpuState) -> GpuSample:
         spec = self.spec
         idle = state.utilization < IDLE_UTILIZATION_PERCENT
         if idle:
@@ -414,7 +293,7 @@ class SimulatedGpuBackend:
         )
 
 
-def _record_xid(state: _GpuState, code: int) -> None:
+def _record_xid(state: GpuState, code: int) -> None:
     state.xid_last = code
     state.xid_total[code] = state.xid_total.get(code, 0) + 1
 

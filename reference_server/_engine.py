@@ -23,12 +23,18 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Protocol
 
 import torch
 
 from ._engine_faults import EngineFaults, StepObserver
+from ._engine_interface import (
+    EngineConfig,
+    EngineMetrics,
+    EngineStats,
+    EngineStopped,
+    WorkRecorder,
+)
+from ._engine_reporting import EngineReporter
 from ._kv_cache import Admission, KvCacheManager, prefill_tokens
 from ._model import TinyTransformer
 from ._sequence import Delta, RequestHandle, SamplingParams, Sequence, sample
@@ -37,71 +43,6 @@ logger = logging.getLogger("reference_server.engine")
 
 __all__ = ["Engine", "EngineConfig", "EngineMetrics", "EngineStats", "EngineStopped",
            "StepObserver", "WorkRecorder"]
-
-
-class EngineMetrics(Protocol):
-    """What the engine reports to (exporters.RequestMetrics satisfies it)."""
-
-    def set_running(self, n: int) -> None: ...
-    def set_waiting(self, n: int) -> None: ...
-    def set_kv_cache_usage(self, ratio: float) -> None: ...
-    def count_prefix_cache(self, queries_tokens: int, hits_tokens: int) -> None: ...
-    def count_preemptions(self, n: int) -> None: ...
-
-
-class WorkRecorder(Protocol):
-    """A simulated GPU that follows the engine (exporters.SimulatedGpuBackend)."""
-
-    def record_work(self, busy_fraction: float, memory_used_fraction: float) -> None: ...
-
-
-@dataclass(frozen=True, slots=True)
-class EngineConfig:
-    max_num_seqs: int = 8
-    """The most sequences in the running batch."""
-    kv_cache_tokens: int = 4096
-    """KV-cache size in tokens: `kv_cache_tokens // block_size` blocks."""
-    block_size: int = 16
-    """Tokens per KV-cache block (vLLM's default on CUDA)."""
-    prefix_caching: bool = True
-    """Reuse the cached blocks of a shared prompt prefix (vLLM's `enable_prefix_caching`)."""
-    model_memory_fraction: float = 0.25
-    """Share of the simulated GPU's memory the weights and runtime take."""
-    kv_memory_fraction: float = 0.65
-    """Share of the simulated GPU's memory the KV cache takes when full."""
-    report_interval_s: float = 0.1
-    """How often the simulated GPU hears the busy fraction (also when idle)."""
-    stall_timeout_s: float = 5.0
-    """A step running this long with requests in the batch makes the engine unhealthy."""
-
-    def __post_init__(self) -> None:
-        for name in ("max_num_seqs", "kv_cache_tokens", "block_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.stall_timeout_s <= 0:
-            raise ValueError(f"stall_timeout_s must be > 0, got {self.stall_timeout_s}")
-
-
-@dataclass(slots=True)
-class EngineStats:
-    """Counters since start; `decode_batch_sizes[n]` counts decode steps that advanced n
-    sequences at once (continuous batching at work when n > 1)."""
-
-    steps: int = 0
-    prefills: int = 0
-    decode_steps: int = 0
-    decode_tokens: int = 0
-    finished: int = 0
-    cancelled: int = 0
-    max_decode_batch: int = 0
-    decode_batch_sizes: dict[int, int] = field(default_factory=dict)
-    preemptions: int = 0
-    prefix_queries_tokens: int = 0
-    prefix_hits_tokens: int = 0
-
-
-class EngineStopped(RuntimeError):
-    """submit() after stop()."""
 
 
 class Engine:
@@ -126,10 +67,7 @@ class Engine:
                 f"({model.config.context_len} tokens)"
             )
         self.context_len = model.config.context_len
-        self._metrics = metrics
-        self._gpu = gpu
-        self._clock_ratio_source = clock_ratio
-        self._clock_ratio = 1.0
+        self._reporter = EngineReporter(config, metrics, gpu, clock_ratio)
         self._cache = model.new_cache(config.max_num_seqs)
         self.kv = KvCacheManager(model, self._cache, num_blocks=blocks,
                                  block_size=config.block_size,
@@ -142,9 +80,7 @@ class Engine:
         self._running: list[Sequence] = []
         self._busy: collections.deque[tuple[float, float]] = collections.deque()
         self._step_started: float | None = None
-        self._last_report = 0.0
         self._stats = EngineStats()
-        self._reported = (0, 0, 0)
         self._stopping = False
         self._thread: threading.Thread | None = None
         self.faults = EngineFaults(self._lock, model, self.kv)
@@ -203,7 +139,7 @@ class Engine:
     @property
     def clock_ratio(self) -> float:
         """The GPU's clock / its maximum as last read (1.0: unthrottled); steps take 1/ratio."""
-        return self._clock_ratio
+        return self._reporter.clock_ratio
 
     def stats(self) -> EngineStats:
         s = self._stats
@@ -276,8 +212,9 @@ class Engine:
         finally:
             if observer is not None:
                 self.faults.after_step(observer)
-            if worked and self._clock_ratio < 1.0:  # a throttled GPU runs every kernel slower
-                time.sleep((time.monotonic() - started) * (1.0 / self._clock_ratio - 1.0))
+            ratio = self._reporter.clock_ratio
+            if worked and ratio < 1.0:  # a throttled GPU runs every kernel slower
+                time.sleep((time.monotonic() - started) * (1.0 / ratio - 1.0))
             ended = time.monotonic()
             self._step_started = None
             if worked:
@@ -409,36 +346,13 @@ class Engine:
         self._waiting.clear()
 
     def _report(self, *, force: bool = False) -> None:
-        if self._metrics is not None:
-            self._metrics.set_running(self.num_running)
-            self._metrics.set_waiting(self.num_waiting)
-            self._metrics.set_kv_cache_usage(self.kv_cache_usage)
-            counts = (self.kv.prefix_queries_tokens, self.kv.prefix_hits_tokens,
-                      self._stats.preemptions)
-            queries, hits, preemptions = (a - b for a, b in zip(counts, self._reported,
-                                                               strict=True))
-            if queries or hits:
-                self._metrics.count_prefix_cache(queries, hits)
-            if preemptions:
-                self._metrics.count_preemptions(preemptions)
-            self._reported = counts
-        now = time.monotonic()
-        config = self.config
-        if force or now - self._last_report >= config.report_interval_s:
-            self._last_report = now
-            self._refresh_clock_ratio()
-            if self._gpu is not None:
-                memory = (config.model_memory_fraction
-                          + config.kv_memory_fraction * self.kv_cache_usage)
-                try:
-                    self._gpu.record_work(self.busy_fraction(now), min(1.0, memory))
-                except Exception:
-                    logger.exception("recording work on the simulated GPU failed")
-
-    def _refresh_clock_ratio(self) -> None:
-        if self._clock_ratio_source is None:
-            return
-        try:
-            self._clock_ratio = min(1.0, max(0.05, float(self._clock_ratio_source())))
-        except Exception:
-            logger.exception("reading the GPU clock ratio failed")
+        self._reporter.report(
+            running=self.num_running,
+            waiting=self.num_waiting,
+            kv_cache_usage=self.kv_cache_usage,
+            prefix_queries_tokens=self.kv.prefix_queries_tokens,
+            prefix_hits_tokens=self.kv.prefix_hits_tokens,
+            preemptions=self._stats.preemptions,
+            busy_fraction=self.busy_fraction,
+            force=force,
+        )
