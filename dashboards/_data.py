@@ -205,9 +205,6 @@ class DashboardData:
             self._decisions.recent(limit),
         )[:limit]
 
-    def _by_node(self, expr: str, at_s: float) -> dict[str, float]:
-        return self._by_label(expr, "node", at_s)
-
     def _by_label(self, expr: str, label: str, at_s: float) -> dict[str, float]:
         return values_by_label(self._source.query(expr, at_s), label)
 

@@ -10,7 +10,6 @@ import logging
 import os
 import time
 from collections.abc import Mapping, Sequence
-from urllib.parse import urlsplit
 
 import sqlalchemy
 
@@ -144,7 +143,7 @@ class ControlPlane:
             spec for file in settings.slo.files for spec in load_slo_specs(settings.resolve(file))
         ]
         self.windows: list[BurnRateWindow] = load_burn_rate_windows(
-            _resolve_windows(settings, settings.slo.windows)
+            settings.burn_rate_windows()
         )
         self.slo_evaluator = SloEvaluator(self.source)
         self.alert_store = AlertStore(self.database)
@@ -282,14 +281,3 @@ class ControlPlane:
             webhook.close()
         self.database.dispose()
 
-
-def _resolve_windows(settings: Settings, windows: str) -> str:
-    """A windows name (`sre-workbook-v1`) stays a name; a relative path is read beside the file."""
-    if windows.endswith((".yaml", ".yml")):
-        return str(settings.resolve(windows))
-    return windows
-
-
-def router_address(url: str) -> str:
-    parts = urlsplit(url)
-    return parts.netloc

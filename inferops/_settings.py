@@ -197,6 +197,12 @@ class Settings(_Section):
         candidate = Path(path)
         return candidate if candidate.is_absolute() else self.base_dir / candidate
 
+    def burn_rate_windows(self) -> str:
+        """`slo.windows` as `slo.load_burn_rate_windows` takes it: a shipped set's name stays a
+        name; a YAML path is read beside the settings file, like every other relative path."""
+        windows = self.slo.windows
+        return str(self.resolve(windows)) if windows.endswith((".yaml", ".yml")) else windows
+
     def admin_token(self, environ: Mapping[str, str] | None = None) -> str | None:
         env = os.environ if environ is None else environ
         return env.get(self.remediation.admin_token_env) or None

@@ -315,10 +315,7 @@ def slo_status(
 
     settings = load_settings(config)
     source = StoreSource(SampleStore(open_database(settings.store.url)))
-    windows_file = settings.slo.windows  # a shipped name, or a path read beside the settings
-    if windows_file.endswith((".yaml", ".yml")):
-        windows_file = str(settings.resolve(windows_file))
-    windows = load_burn_rate_windows(windows_file)
+    windows = load_burn_rate_windows(settings.burn_rate_windows())
     evaluator = SloEvaluator(source)
     now = time.time()
     rows = [
