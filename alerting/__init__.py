@@ -17,9 +17,13 @@ Muting, as Alertmanager does it: `SilenceStore` (matchers with regex, a time ran
 why; create/list/expire), `InhibitRule` (a firing source alert mutes targets with equal
 labels), and group timers (`group_wait_s`, `group_interval_s`, `repeat_interval_s`).
 `watchdog_rule()` is the always-firing dead-man's switch.
+
+`create_alerting_router(...)` serves the webhook receiver, silences and active alerts in
+Alertmanager's API v2 shapes (so `amtool` works) inside the control plane's HTTP API.
 """
 
 from ._alert import Alert, AlertState, Notifier
+from ._api import ACTOR_HEADER, create_alerting_router
 from ._delivery import DeliveryWorker, NotifierSender, OutboxSender
 from ._engine import DEFAULT_REPEAT_INTERVAL_S, AlertEngine
 from ._exceptions import (
@@ -41,6 +45,7 @@ from ._template import expand_template
 from ._webhook import SIGNATURE_HEADER, WebhookNotifier, signature
 
 __all__ = [
+    "ACTOR_HEADER",
     "DEDUP_HEADER",
     "DEFAULT_REPEAT_INTERVAL_S",
     "SIGNATURE_HEADER",
@@ -71,6 +76,7 @@ __all__ = [
     "WebhookNotifier",
     "alertmanager_payload",
     "create_alert_receiver_app",
+    "create_alerting_router",
     "dedup_key",
     "expand_template",
     "fingerprint",

@@ -19,9 +19,14 @@ BENCHMARKS = (
     "engine_throughput",
     "store_ingest",
     "promql_eval",
+    "promql_30d",
     "nvml_render",
     "dashboard_first_paint",
     "profiler_cost",
+    "router_overhead",
+    "tracing_cost",
+    "outbox_outage",
+    "slo_eval",
 )
 
 

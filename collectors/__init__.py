@@ -10,10 +10,12 @@ engine and the dashboard never know which one they read.
 from ._database import open_database
 from ._discovery import FileDiscovery, TargetGroup, parse_target_groups
 from ._exceptions import CollectorError, DiscoveryError, ExpositionError, QueryError, StoreError
+from ._exemplars import ExemplarSeries
 from ._exposition import parse_exposition
+from ._http_discovery import HttpDiscovery, parse_http_target_groups
 from ._prometheus_source import PrometheusSource
 from ._retention import CompactionResult, Retention
-from ._sample import ScrapedSample
+from ._sample import Exemplar, ScrapedSample
 from ._scraper import Scraper, ScrapeResult, ScrapeTarget
 from ._source import InstantSample, MetricSource, RangeSeries
 from ._store import SampleStore
@@ -23,8 +25,11 @@ __all__ = [
     "CollectorError",
     "CompactionResult",
     "DiscoveryError",
+    "Exemplar",
+    "ExemplarSeries",
     "ExpositionError",
     "FileDiscovery",
+    "HttpDiscovery",
     "InstantSample",
     "MetricSource",
     "PrometheusSource",
@@ -41,5 +46,6 @@ __all__ = [
     "TargetGroup",
     "open_database",
     "parse_exposition",
+    "parse_http_target_groups",
     "parse_target_groups",
 ]

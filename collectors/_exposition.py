@@ -5,6 +5,13 @@ write (prometheus_client, vLLM, dcgm-exporter): a name, simple quoted label valu
 escapes, a value and an optional timestamp. A line it does not match (escapes in a label
 value, an exemplar, a malformed line) goes through a character-by-character parser that
 either reads it or raises `ExpositionError` naming the line and what is wrong with it.
+OpenMetrics exemplars (`... # {trace_id="..."} value [timestamp]`) are kept (`Exemplar`);
+one whose label set is longer than OpenMetrics's 128 characters is dropped, as Prometheus
+drops it.
+
+For the scraper, `parse_keyed_samples` also gives each sample a key of its label set's
+text, and its labels as a shared (cached) dict, so that a steady scrape builds no new
+label dicts at all.
 
 Semantics follow Prometheus's own text parser where it is stricter or laxer than
 prometheus_client's: sample names are kept as written (no `_total` munging), `_created`
@@ -18,13 +25,32 @@ from __future__ import annotations
 import math
 import re
 
-from ._exceptions import ExpositionError
-from ._sample import ScrapedSample
+from collections.abc import Hashable
 
-__all__ = ["RawSample", "SampleLimitExceeded", "parse_exposition", "parse_raw_samples"]
+from ._exceptions import ExpositionError
+from ._sample import Exemplar, ScrapedSample
+
+__all__ = [
+    "KeyedSample",
+    "RawSample",
+    "SampleLimitExceeded",
+    "parse_exposition",
+    "parse_keyed_samples",
+    "parse_raw_samples",
+]
 
 RawSample = tuple[str, dict[str, str], float, float | None]
 """(name, labels, value, timestamp in seconds or None when the exposition gave none)."""
+
+KeyedSample = tuple[str, Hashable, dict[str, str], float, float | None, Exemplar | None]
+"""(name, key of the label set, labels, value, timestamp or None, exemplar or None).
+
+The key is the label set's text as written (a tuple of sorted pairs when the line needed
+the exact parser); the labels dict may be shared with other samples: never change it.
+"""
+
+EXEMPLAR_LABELS_MAX_CHARS = 128
+"""OpenMetrics: an exemplar's label names and values together, at most this many characters."""
 
 _METRIC_NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
 _LABEL_NAME = r"[a-zA-Z_][a-zA-Z0-9_]*"
@@ -46,7 +72,15 @@ _SIMPLE_LABELS = re.compile(
 # Label sets repeat from scrape to scrape: the parsed form of recent ones, by their text.
 _LABEL_CACHE: dict[str, dict[str, str]] = {}
 _LABEL_CACHE_SIZE = 100_000
+# And the text of recent lines up to their value (`name{...} `): name, key and labels, so
+# that a line seen in the previous scrape costs a dict lookup and a float().
+_PREFIX_CACHE: dict[str, tuple[str, str, dict[str, str]]] = {}
 
+# `# HELP name text` and `# TYPE name type` as every exporter writes them: nothing to check.
+_SIMPLE_COMMENT = re.compile(
+    rf"# HELP {_METRIC_NAME}(?: .*)?|# TYPE {_METRIC_NAME} "
+    r"(?:counter|gauge|histogram|summary|untyped)"
+)
 _METRIC_NAME_AT = re.compile(_METRIC_NAME)
 _LABEL_NAME_AT = re.compile(_LABEL_NAME)
 _BLANKS = re.compile(r"[ \t]*")
@@ -81,8 +115,12 @@ def parse_exposition(
     the first bad line.
     """
     return [
-        ScrapedSample(name, labels, value, default_timestamp_s if ts is None else ts)
-        for name, labels, value, ts in parse_raw_samples(text, openmetrics=openmetrics)
+        ScrapedSample(
+            name, labels.copy(), value, default_timestamp_s if ts is None else ts, False, exemplar
+        )
+        for name, _, labels, value, ts, exemplar in parse_keyed_samples(
+            text, openmetrics=openmetrics
+        )
     ]
 
 
@@ -99,13 +137,27 @@ def parse_raw_samples(
 
     With `limit`, raises `SampleLimitExceeded` as soon as more than `limit` samples are read.
     """
+    return [
+        (name, labels.copy(), value, ts)
+        for name, _, labels, value, ts, _ in parse_keyed_samples(
+            text, openmetrics=openmetrics, limit=limit
+        )
+    ]
+
+
+def parse_keyed_samples(
+    text: str, *, openmetrics: bool | None = None, limit: int | None = None
+) -> list[KeyedSample]:
+    """The parser itself: every sample with its label-set key and exemplar (see KeyedSample)."""
     if openmetrics is None:
         openmetrics = is_openmetrics(text)
     ms_timestamps = not openmetrics
     fast_match = _FAST_SAMPLE.fullmatch
     cached_labels = _LABEL_CACHE.get
-    samples: list[RawSample] = []
+    known_prefix = _PREFIX_CACHE.get
+    samples: list[KeyedSample] = []
     append = samples.append
+    no_labels: dict[str, str] = {}
     # A body cannot hold more samples than lines: no counting needed when it has few lines.
     remaining = limit if limit is not None and text.count("\n") >= limit else -1
     eof_line = 0
@@ -118,18 +170,41 @@ def parse_raw_samples(
                     f"content after '# EOF' (line {eof_line}): {_excerpt(line)}", line=lineno
                 )
             continue
+        if line[0] == "#":
+            if line.startswith(("# HELP ", "# TYPE ")) and _SIMPLE_COMMENT.fullmatch(line):
+                continue  # the common, well-formed case: nothing to check further
+            if _read_comment(line.strip(" \t\r"), lineno, openmetrics):
+                eof_line = lineno
+            continue
+        # A line seen before, but for its value: everything up to the value is known.
+        cut = line.rfind(" ") + 1
+        if cut:
+            known = known_prefix(line[:cut])
+            if known is not None:
+                raw_value = line[cut:]
+                if "_" not in raw_value and raw_value.isascii():
+                    try:
+                        value = float(raw_value)
+                    except ValueError:
+                        pass
+                    else:
+                        append((known[0], known[1], known[2], value, None, None))
+                        if remaining >= 0:
+                            remaining -= 1
+                            if remaining < 0:
+                                raise SampleLimitExceeded(limit or 0, lineno)
+                        continue
         match = fast_match(line)
         if match is not None:
             name, block, raw_value, raw_ts = match.groups()
             labels: dict[str, str] | None
             if not block:
-                labels = {}
+                labels = no_labels
+                block = ""
             else:
                 labels = cached_labels(block)
                 if labels is None:
                     labels = _simple_labels(block)
-                if labels is not None:
-                    labels = labels.copy()
             if labels is not None and "_" not in raw_value and raw_value.isascii():
                 try:
                     value = float(raw_value)
@@ -137,11 +212,15 @@ def parse_raw_samples(
                     pass
                 else:
                     if raw_ts is None:
-                        append((name, labels, value, None))
+                        append((name, block, labels, value, None, None))
+                        if line[match.start(3) - 1] == " ":
+                            if len(_PREFIX_CACHE) >= _LABEL_CACHE_SIZE:
+                                _PREFIX_CACHE.clear()
+                            _PREFIX_CACHE[line[: match.start(3)]] = (name, block, labels)
                     elif ms_timestamps:
-                        append((name, labels, value, int(raw_ts) / 1000.0))
+                        append((name, block, labels, value, int(raw_ts) / 1000.0, None))
                     else:
-                        append((name, labels, value, float(raw_ts)))
+                        append((name, block, labels, value, float(raw_ts), None))
                     if remaining >= 0:
                         remaining -= 1
                         if remaining < 0:
@@ -208,7 +287,7 @@ def _read_comment(line: str, lineno: int, openmetrics: bool) -> bool:
     return False
 
 
-def _parse_sample_line(line: str, lineno: int, ms_timestamps: bool) -> RawSample:
+def _parse_sample_line(line: str, lineno: int, ms_timestamps: bool) -> KeyedSample:
     """The slow, exact path: read one sample line or say precisely what is wrong with it."""
     n = len(line)
     i = _BLANKS.match(line).end()  # type: ignore[union-attr]  # `*` always matches
@@ -230,26 +309,37 @@ def _parse_sample_line(line: str, lineno: int, ms_timestamps: bool) -> RawSample
             f"invalid character {line[i]!r} in metric name {_excerpt(line[: i + 1])}",
             line=lineno,
         )
-    tokens = _TOKEN_SPLIT.split(line[i:].strip(" \t\r"))
-    if "#" in tokens:  # an OpenMetrics exemplar: dropped
-        tokens = tokens[: tokens.index("#")]
+    # Values and timestamps hold no `#`: the first one after the labels starts an exemplar.
+    rest, hash_mark, exemplar_text = line[i:].partition("#")
+    value, ts = _value_and_timestamp(rest, lineno, name, ms_timestamps)
+    exemplar = _parse_exemplar(exemplar_text, lineno, name) if hash_mark else None
+    return (name, tuple(sorted(labels.items())), labels, value, ts, exemplar)
+
+
+def _value_and_timestamp(
+    text: str, lineno: int, name: str, ms_timestamps: bool, what: str = ""
+) -> tuple[float, float | None]:
+    tokens = _TOKEN_SPLIT.split(text.strip(" \t\r"))
     if not tokens or not tokens[0]:
-        raise ExpositionError(f"missing value for {name}", line=lineno)
+        raise ExpositionError(f"missing value for {what}{name}", line=lineno)
     if len(tokens) > 2:
         raise ExpositionError(
-            f"unexpected text after the timestamp of {name}: {_excerpt(' '.join(tokens[2:]))}",
+            f"unexpected text after the timestamp of {what}{name}: "
+            f"{_excerpt(' '.join(tokens[2:]))}",
             line=lineno,
         )
     value = _parse_float(tokens[0])
     if value is None:
-        raise ExpositionError(f"invalid value {_excerpt(tokens[0])} for {name}", line=lineno)
+        raise ExpositionError(
+            f"invalid value {_excerpt(tokens[0])} for {what}{name}", line=lineno
+        )
     ts: float | None = None
     if len(tokens) == 2:
         raw_ts = tokens[1]
         if ms_timestamps:
             if _INT_FULL.fullmatch(raw_ts) is None:
                 raise ExpositionError(
-                    f"invalid timestamp {_excerpt(raw_ts)} for {name} "
+                    f"invalid timestamp {_excerpt(raw_ts)} for {what}{name} "
                     "(expected integer milliseconds)",
                     line=lineno,
                 )
@@ -258,10 +348,29 @@ def _parse_sample_line(line: str, lineno: int, ms_timestamps: bool) -> RawSample
             ts = _parse_float(raw_ts)
             if ts is None or not math.isfinite(ts):
                 raise ExpositionError(
-                    f"invalid timestamp {_excerpt(raw_ts)} for {name} (expected seconds)",
+                    f"invalid timestamp {_excerpt(raw_ts)} for {what}{name} (expected seconds)",
                     line=lineno,
                 )
-    return (name, labels, value, ts)
+    return value, ts
+
+
+def _parse_exemplar(text: str, lineno: int, name: str) -> Exemplar | None:
+    """`{labels} value [timestamp]` after a sample's `#`; None when it is too long to keep.
+
+    An exemplar's timestamp is in seconds, in either format (only OpenMetrics defines it).
+    """
+    i = _BLANKS.match(text).end()  # type: ignore[union-attr]
+    if i >= len(text) or text[i] != "{":
+        raise ExpositionError(
+            f"invalid exemplar of {name}: expected '{{' after '#', found {_excerpt(text[i:])}",
+            line=lineno,
+        )
+    labels: dict[str, str] = {}
+    i = _parse_labels(text, i + 1, lineno, f"the exemplar of {name}", labels)
+    value, ts = _value_and_timestamp(text[i:], lineno, name, False, "the exemplar of ")
+    if sum(len(k) + len(v) for k, v in labels.items()) > EXEMPLAR_LABELS_MAX_CHARS:
+        return None
+    return Exemplar(labels, value, ts)
 
 
 def _parse_labels(line: str, i: int, lineno: int, name: str, labels: dict[str, str]) -> int:

@@ -9,6 +9,8 @@ from typing import Any
 import httpx
 
 from ._exceptions import QueryError
+from ._exemplars import ExemplarSeries
+from ._sample import Exemplar
 from ._source import InstantSample, RangeSeries
 
 
@@ -98,7 +100,41 @@ class PrometheusSource:
             )
         return sorted(series, key=lambda s: sorted(s.labels.items()))
 
+    def query_exemplars(self, expr: str, start_s: float, end_s: float) -> list[ExemplarSeries]:
+        """`/api/v1/query_exemplars` (Prometheus with `--enable-feature=exemplar-storage`)."""
+        data = self._post_any(
+            "/api/v1/query_exemplars",
+            {"query": expr, "start": _seconds(start_s), "end": _seconds(end_s)},
+        )
+        out = []
+        for element in _list(data if data is not None else []):
+            if not isinstance(element, dict) or not isinstance(element.get("seriesLabels"), dict):
+                raise QueryError(f"unexpected Prometheus exemplar series {element!r:.200}")
+            exemplars = []
+            for item in _list(element.get("exemplars")):
+                try:
+                    exemplars.append(
+                        Exemplar(
+                            {str(k): str(v) for k, v in sorted(item["labels"].items())},
+                            float(item["value"]),
+                            float(item["timestamp"]),
+                        )
+                    )
+                except (TypeError, ValueError, KeyError, AttributeError):
+                    raise QueryError(f"unexpected Prometheus exemplar {item!r:.200}") from None
+            labels = {str(k): str(v) for k, v in sorted(element["seriesLabels"].items())}
+            out.append(
+                ExemplarSeries(labels, tuple(sorted(exemplars, key=lambda e: e.timestamp_s or 0)))
+            )
+        return sorted(out, key=lambda one: sorted(one.series_labels.items()))
+
     def _post(self, path: str, form: Mapping[str, str]) -> dict[str, Any]:
+        data = self._post_any(path, form)
+        if not isinstance(data, dict):
+            raise QueryError(f"{self._base_url}{path} answered without data: {data!r:.200}")
+        return data
+
+    def _post_any(self, path: str, form: Mapping[str, str]) -> Any:
         url = f"{self._base_url}{path}"
         try:
             response = self._client.post(path, data=dict(form))
@@ -119,10 +155,7 @@ class PrometheusSource:
             kind = body.get("errorType") or f"HTTP {response.status_code}"
             message = body.get("error") or "no error message"
             raise QueryError(f"Prometheus refused the query ({kind}): {message}")
-        data = body.get("data")
-        if not isinstance(data, dict):
-            raise QueryError(f"{url} answered without data: {body!r:.200}")
-        return data
+        return body.get("data")
 
 
 def _seconds(value: float) -> str:

@@ -102,9 +102,11 @@ class FunctionCalls:
             return self._selectors.range_function(
                 name,
                 matrix_arg(args[0], name),
-                lambda ts, v, lo, hi, at, r: fn.extrapolated_rate(
-                    ts, v, lo, hi, at, r, is_counter=is_counter, is_rate=is_rate
+                lambda ts, v, lo, hi, at, r, raw_from: fn.extrapolated_rate(
+                    ts, v, lo, hi, at, r, is_counter=is_counter, is_rate=is_rate,
+                    raw_from_ms=raw_from,
                 ),
+                resolution_aware=True,
             )
         if name in ("irate", "idelta"):
             return self._selectors.range_function(

@@ -140,10 +140,16 @@ class SelectorReader:
         kernel: Callable[..., tuple[FloatArray, BoolArray]],
         *,
         keep_name: bool = False,
+        resolution_aware: bool = False,
     ) -> list[Series]:
+        """`kernel` over every series' windows; `resolution_aware` kernels also get the
+        time before which the series' samples are roll-ups (`RawSeries.raw_from_ms`)."""
         out = []
         for raw, ts, values, lo, hi, times, range_ms in self.windows(matrix):
-            result, present = kernel(ts, values, lo, hi, times, range_ms)
+            if resolution_aware:
+                result, present = kernel(ts, values, lo, hi, times, range_ms, raw.raw_from_ms)
+            else:
+                result, present = kernel(ts, values, lo, hi, times, range_ms)
             if present.any():
                 labels = raw.labels if keep_name else drop_name(raw.labels)
                 out.append(Series(labels, result, present))

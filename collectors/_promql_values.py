@@ -33,6 +33,8 @@ class RawSeries:
     values: FloatArray
     stale: BoolArray
     _fresh: tuple[IntArray, FloatArray] | None = field(default=None, repr=False)
+    raw_from_ms: int | None = None
+    """Samples before this time are 1-minute roll-ups (see `Retention`); None: all raw."""
 
     def without_stale(self) -> tuple[IntArray, FloatArray]:
         """The samples a range selector sees: staleness markers left out."""

@@ -25,6 +25,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from ._exceptions import StoreError
 from ._store import SampleStore
+from ._store_head import merge_head
 from ._store_rollups import minute_of, rollup_frame
 from ._store_schema import (
     retention_table,
@@ -90,6 +91,8 @@ class Retention:
         cutoff = minute_of(now_s - self.raw_s)
         engine = self._store.engine
         try:
+            with engine.begin() as connection:
+                merge_head(connection)  # raw samples all in one table, for what follows
             with engine.connect() as connection:
                 raw_from = connection.execute(
                     sa.select(retention_table.c.raw_from_s).where(retention_table.c.id == 1)
@@ -146,6 +149,7 @@ class Retention:
                 ).first()
                 if exists is None:
                     connection.execute(retention_table.insert().values(id=1, raw_from_s=high))
+            merge_head(connection)  # what was appended since the first merge
             for start in range(0, len(ids), _ID_CHUNK):
                 chunk = ids[start : start + _ID_CHUNK]
                 old = (samples_table.c.series_id.in_(chunk)) & (samples_table.c.timestamp_s < high)

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Hashable, Iterable, Mapping
 
 from ._exceptions import ExpositionError
-from ._exposition import RawSample, SampleLimitExceeded, parse_raw_samples
-from ._sample import ScrapedSample
+from ._exposition import KeyedSample, SampleLimitExceeded, parse_keyed_samples
+from ._sample import FrozenLabels, ScrapedSample
 from ._scrape_target import ScrapeFailed
 
 logger = logging.getLogger("inferops.collectors.scraper")
@@ -21,7 +21,8 @@ logger = logging.getLogger("inferops.collectors.scraper")
 _EXPORTED_PREFIX = "exported_"
 _NAN = math.nan
 
-SeriesKey = tuple[str, frozenset[tuple[str, str]]]
+SeriesKey = tuple[str, Hashable]
+"""A series of one target: its name and the key of its label set's text in the exposition."""
 
 
 def build_batch(
@@ -32,45 +33,54 @@ def build_batch(
     previous: Mapping[SeriesKey, tuple[str, dict[str, str]]],
     max_samples: int,
 ) -> tuple[list[ScrapedSample], dict[SeriesKey, tuple[str, dict[str, str]]], int]:
-    """Parse and label one body (in a worker thread): the batch, its series, its size."""
+    """Parse and label one body (in a worker thread): the batch, its series, its size.
+
+    `previous` is what the same target's previous scrape returned (same target labels):
+    a series seen then reuses its labelled dict, so a steady scrape builds no label sets.
+    """
     raw = parse_body(body, content_type, max_samples)
     target_names = frozenset(target_labels)
     batch: list[ScrapedSample] = []
     append = batch.append
     series: dict[SeriesKey, tuple[str, dict[str, str]]] = {}
+    known = previous.get
     timestamped: set[tuple[SeriesKey, float]] = set()
     duplicates = 0
-    for name, labels, value, ts in raw:
-        if target_names.isdisjoint(labels) and "" not in labels.values():
-            labels.update(target_labels)
-        else:
-            labels = merge_labels(labels, target_labels)
-        key: SeriesKey = (name, frozenset(labels.items()))
+    for name, text_key, labels, value, ts, exemplar in raw:
+        key: SeriesKey = (name, text_key)
+        entry = known(key)
+        if entry is None:
+            if target_names.isdisjoint(labels) and "" not in labels.values():
+                entry = (name, FrozenLabels({**labels, **target_labels}))
+            else:
+                entry = (name, FrozenLabels(merge_labels(labels, target_labels)))
         if ts is None:
-            if key in series:
+            count = len(series)
+            series.setdefault(key, entry)
+            if len(series) == count:
                 duplicates += 1
                 continue
-            series[key] = (name, labels)
-            append(ScrapedSample(name, labels, value, timestamp))
+            append(ScrapedSample(name, entry[1], value, timestamp, False, exemplar))
         else:
             if (key, ts) in timestamped:
                 duplicates += 1
                 continue
             timestamped.add((key, ts))
-            append(ScrapedSample(name, labels, value, ts))
+            append(ScrapedSample(name, entry[1], value, ts, False, exemplar))
     if duplicates:
         logger.debug(
             "dropped %d duplicate samples (the first of each series was kept)", duplicates
         )
-    batch.extend(
-        stale_markers(
-            (entry for key, entry in previous.items() if key not in series), timestamp
+    if len(series) != len(previous) or not series.keys() >= previous.keys():
+        batch.extend(
+            stale_markers(
+                (entry for key, entry in previous.items() if key not in series), timestamp
+            )
         )
-    )
     return batch, series, len(raw)
 
 
-def parse_body(body: bytes, content_type: str, max_samples: int) -> list[RawSample]:
+def parse_body(body: bytes, content_type: str, max_samples: int) -> list[KeyedSample]:
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -83,7 +93,7 @@ def parse_body(body: bytes, content_type: str, max_samples: int) -> list[RawSamp
     elif media_type == "text/plain":
         openmetrics = False
     try:
-        return parse_raw_samples(text, openmetrics=openmetrics, limit=max_samples)
+        return parse_keyed_samples(text, openmetrics=openmetrics, limit=max_samples)
     except SampleLimitExceeded as exc:
         raise ScrapeFailed(
             f"sample limit exceeded: more than {max_samples} samples (max_samples)",

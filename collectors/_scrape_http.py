@@ -8,7 +8,13 @@ import httpx
 
 from ._scrape_target import ScrapeFailed, ScrapeTarget
 
-_ACCEPT = "text/plain;version=0.0.4;q=1,*/*;q=0.1"
+# Prometheus's own (2.x, `scrape_protocols` default): OpenMetrics preferred, so that
+# exemplars come along; the text format for targets that only write that.
+_ACCEPT = (
+    "application/openmetrics-text;version=1.0.0;q=0.5,"
+    "application/openmetrics-text;version=0.0.1;q=0.4,"
+    "text/plain;version=0.0.4;q=0.3,*/*;q=0.2"
+)
 _USER_AGENT = "inferops-scraper/0.1"
 
 

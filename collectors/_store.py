@@ -28,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import operator
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -41,10 +42,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from ._exceptions import QueryError, StoreError
 from ._migrations import upgrade_store_schema
-from ._sample import ScrapedSample
+from ._sample import FrozenLabels, ScrapedSample
+from ._store_head import HEAD_MERGE_ROWS, head_rows, merge_head
 from ._store_matchers import LabelMatcher, SeriesMatcher, parse_matchers
 from ._store_rollups import read_rows
-from ._store_schema import samples_table, series_table, writes_table
+from ._store_schema import retention_table, series_table, writes_table
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
@@ -54,6 +56,14 @@ _ID_CHUNK = 500
 
 WRITE_LOG_KEEP = 100_000
 """Rows of `metric_writes` kept; older ones are pruned now and then."""
+
+_FAST_IDS_MAX = 2_000_000
+"""Series ids cached by labels in their given order; cleared (and refilled) past this."""
+
+_SERIES_ID = operator.itemgetter(0)
+
+_COPY_MIN_ROWS = 200
+"""PostgreSQL: batches of at least this many rows go through COPY, smaller ones executemany."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,19 +119,41 @@ class SampleStore:
         self._engine = engine
         self._lock = threading.Lock()
         self._ids: dict[tuple[str, tuple[tuple[str, str], ...]], int] = {}
+        self._fast_ids: dict[tuple[str, tuple[tuple[str, str], ...]], int] = {}
+        self._ids_by_identity: dict[int, tuple[Mapping[str, str], str, int]] = {}
+        self._head_rows: int | None = None
+        self._last_exemplars: dict[int, tuple[str, float, float | None]] = {}
         self._labels_by_id: dict[int, StoredSeries] = {}
         self._create_tables()
         dialect = engine.dialect.name
+        self._dialect = dialect
+        self._driver_errors: tuple[type[BaseException], ...] = (
+            engine.dialect.loaded_dbapi.Error,
+        )
         if dialect == "sqlite":
             self._insert_series: Any = sqlite.insert(series_table).on_conflict_do_nothing(
                 index_elements=["fingerprint"]
             )
-            self._insert_samples: Any = sqlite.insert(samples_table).on_conflict_do_nothing()
+            self._insert_rows_sql = (
+                "INSERT INTO metric_samples_head (series_id, timestamp_s, value, stale)"
+                " VALUES (?, ?, ?, ?)"
+            )
+            self._insert_exemplars_sql = (
+                "INSERT OR IGNORE INTO metric_exemplars (series_id, timestamp_s, value, labels)"
+                " VALUES (?, ?, ?, ?)"
+            )
         elif dialect == "postgresql":
             self._insert_series = postgresql.insert(series_table).on_conflict_do_nothing(
                 index_elements=["fingerprint"]
             )
-            self._insert_samples = postgresql.insert(samples_table).on_conflict_do_nothing()
+            self._insert_rows_sql = (
+                "INSERT INTO metric_samples (series_id, timestamp_s, value, stale)"
+                " VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING"
+            )
+            self._insert_exemplars_sql = (
+                "INSERT INTO metric_exemplars (series_id, timestamp_s, value, labels)"
+                " VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING"
+            )
         else:
             raise StoreError(f"unsupported database {dialect!r}: use SQLite or PostgreSQL")
 
@@ -136,39 +168,167 @@ class SampleStore:
     # -- writing ----------------------------------------------------------------------
 
     def append(self, samples: Sequence[ScrapedSample]) -> None:
-        """Write `samples` in one transaction (all or none). Thread-safe."""
+        """Write `samples` in one transaction (all or none). Thread-safe.
+
+        The hot path of a scrape: one Python loop builds plain row tuples, series ids come
+        from an in-memory cache keyed by the labels as given (no sorting once a series is
+        known), and the rows go to the driver's `executemany` (PostgreSQL: `COPY`).
+        """
         if not samples:
             return
-        for sample in samples:
-            if not math.isfinite(float(sample.timestamp_s)):
-                raise StoreError(
-                    f"sample {sample.name} has a non-finite timestamp {sample.timestamp_s!r}"
-                )
-        keys = [(s.name, tuple(sorted(s.labels.items()))) for s in samples]
+        fast_ids = self._fast_ids
+        rows: list[tuple[Any, float, float | None, bool]] = []
+        add_row = rows.append
+        unknown: list[int] = []
+        has_exemplars = False
+        by_identity = self._ids_by_identity
+        for index, sample in enumerate(samples):
+            labels = sample.labels
+            if type(labels) is FrozenLabels:
+                # The scraper's label sets never change: known by identity, no hashing.
+                known = by_identity.get(id(labels))
+                if known is not None and known[0] is labels and known[1] == sample.name:
+                    series_id = known[2]
+                else:
+                    series_id = fast_ids.get((sample.name, tuple(labels.items())))
+                    if series_id is not None:  # committed: safe to remember at once
+                        by_identity[id(labels)] = (labels, sample.name, series_id)
+            else:
+                series_id = fast_ids.get((sample.name, tuple(labels.items())))
+            if series_id is None:
+                unknown.append(index)
+            if sample.exemplar is not None:
+                has_exemplars = True
+            value = float(sample.value)
+            if sample.stale or value != value:
+                add_row((series_id, float(sample.timestamp_s), None, bool(sample.stale)))
+            else:
+                add_row((series_id, float(sample.timestamp_s), value, False))
+        times = [row[1] for row in rows]
+        low, high = min(times), max(times)
+        if not math.isfinite(sum(times)):
+            bad = next(s for s in samples if not math.isfinite(float(s.timestamp_s)))
+            raise StoreError(f"sample {bad.name} has a non-finite timestamp {bad.timestamp_s!r}")
         with self._lock:
             try:
                 with self._engine.begin() as connection:
-                    missing = {key for key in keys if key not in self._ids}
-                    new_ids = self._series_ids(connection, missing) if missing else {}
-                    rows = [
-                        _sample_row(self._ids.get(key) or new_ids[key], sample)
-                        for key, sample in zip(keys, samples, strict=True)
-                    ]
-                    connection.execute(self._insert_samples, rows)
-                    self._log_write(connection, samples)
+                    new_ids = self._resolve(connection, samples, unknown, rows)
+                    new_fast = [(index, rows[index][0]) for index in unknown]
+                    seen_exemplars = (
+                        self._write_exemplars(connection, samples, rows) if has_exemplars else {}
+                    )
+                    self._write_rows(connection, rows)
+                    self._log_write(connection, low, high)
             except sa.exc.SQLAlchemyError as error:
+                raise StoreError(
+                    f"cannot write {len(samples)} samples: {_reason(error)}"
+                ) from None
+            except self._driver_errors as error:
                 raise StoreError(
                     f"cannot write {len(samples)} samples: {_reason(error)}"
                 ) from None
             # Only ids of a committed transaction are known to exist.
             self._ids.update(new_ids)
+            if len(fast_ids) > _FAST_IDS_MAX:
+                fast_ids.clear()
+            if len(by_identity) > _FAST_IDS_MAX:
+                by_identity.clear()
+            for index, series_id in new_fast:
+                sample = samples[index]
+                fast_ids[(sample.name, tuple(sample.labels.items()))] = series_id
+                if type(sample.labels) is FrozenLabels:
+                    # Holding the object keeps its id from being reused by another.
+                    by_identity[id(sample.labels)] = (sample.labels, sample.name, series_id)
+            self._last_exemplars.update(seen_exemplars)
 
-    def _log_write(self, connection: sa.Connection, samples: Sequence[ScrapedSample]) -> None:
+    def _resolve(
+        self,
+        connection: sa.Connection,
+        samples: Sequence[ScrapedSample],
+        unknown: list[int],
+        rows: list[tuple[Any, float, float | None, bool]],
+    ) -> dict[tuple[str, tuple[tuple[str, str], ...]], int]:
+        """Fill in the series ids of the rows at `unknown`; the ids newly created."""
+        if not unknown:
+            return {}
+        keys = {index: _sorted_key(samples[index]) for index in unknown}
+        missing = {key for key in keys.values() if key not in self._ids}
+        new_ids = self._series_ids(connection, missing) if missing else {}
+        for index, key in keys.items():
+            series_id = self._ids.get(key) or new_ids[key]
+            _, timestamp_s, value, stale = rows[index]
+            rows[index] = (series_id, timestamp_s, value, stale)
+        return new_ids
+
+    def _write_rows(
+        self, connection: sa.Connection, rows: list[tuple[Any, float, float | None, bool]]
+    ) -> None:
+        driver = connection.connection.driver_connection
+        assert driver is not None
+        if self._dialect == "postgresql":
+            # Sorted by series, each B-tree page is visited once.
+            rows.sort(key=_SERIES_ID)  # stable: the first of two equal samples wins
+            if len(rows) >= _COPY_MIN_ROWS:
+                _copy_rows(driver, rows)
+                return
+            cursor = driver.cursor()
+            try:
+                cursor.executemany(self._insert_rows_sql, rows)
+            finally:
+                cursor.close()
+            return
+        # SQLite: into the head, in arrival order (see `_store_head`); merged in bulk.
+        if self._head_rows is None:
+            self._head_rows = head_rows(connection)
+        cursor = driver.cursor()
+        try:
+            cursor.executemany(self._insert_rows_sql, rows)
+        finally:
+            cursor.close()
+        self._head_rows += len(rows)
+        if self._head_rows >= HEAD_MERGE_ROWS:
+            merge_head(connection)
+            self._head_rows = 0
+
+    def _write_exemplars(
+        self,
+        connection: sa.Connection,
+        samples: Sequence[ScrapedSample],
+        rows: list[tuple[Any, float, float | None, bool]],
+    ) -> dict[int, tuple[str, float, float | None]]:
+        """Store the exemplars of `samples`, each once: one the same as the last stored for
+        its series (a target repeats its exemplar on every scrape) is skipped. Gives what
+        is the last exemplar of each series once the transaction commits."""
+        last = self._last_exemplars
+        seen: dict[int, tuple[str, float, float | None]] = {}
+        new: list[tuple[int, float, float, str]] = []
+        for sample, row in zip(samples, rows, strict=True):
+            exemplar = sample.exemplar
+            if exemplar is None:
+                continue
+            labels_json = canonical_labels(exemplar.labels)
+            value = float(exemplar.value)
+            identity = (labels_json, value, exemplar.timestamp_s)
+            series_id = int(row[0])
+            if seen.get(series_id, last.get(series_id)) == identity:
+                continue
+            seen[series_id] = identity
+            at = row[1] if exemplar.timestamp_s is None else float(exemplar.timestamp_s)
+            if not math.isfinite(at):
+                raise StoreError(
+                    f"the exemplar of {sample.name} has a non-finite timestamp {at!r}"
+                )
+            new.append((series_id, at, value, labels_json))
+        if new:
+            rows_sql = [(i, t, None if v != v else v, labels) for i, t, v, labels in new]
+            connection.exec_driver_sql(self._insert_exemplars_sql, rows_sql)
+        return seen
+
+    def _log_write(self, connection: sa.Connection, low: float, high: float) -> None:
         if connection.dialect.name == "postgresql":
             connection.exec_driver_sql("LOCK TABLE metric_writes IN SHARE ROW EXCLUSIVE MODE")
-        times = [float(s.timestamp_s) for s in samples]
         result = connection.execute(
-            writes_table.insert().values(min_timestamp_s=min(times), max_timestamp_s=max(times))
+            writes_table.insert().values(min_timestamp_s=low, max_timestamp_s=high)
         )
         new_id = result.inserted_primary_key[0] if result.inserted_primary_key else None
         if new_id is not None and new_id % 1000 == 0:
@@ -300,6 +460,17 @@ class SampleStore:
             )
         return result
 
+    def raw_from_s(self) -> float | None:
+        """Samples before this time are 1-minute roll-ups (`Retention`); None: none are."""
+        try:
+            with self._engine.connect() as connection:
+                found = connection.execute(
+                    sa.select(retention_table.c.raw_from_s).where(retention_table.c.id == 1)
+                ).scalar()
+        except sa.exc.SQLAlchemyError as error:
+            raise StoreError(f"cannot read the retention boundary: {_reason(error)}") from None
+        return None if found is None else float(found)
+
     def select(
         self,
         matchers: str | Sequence[LabelMatcher] | SeriesMatcher,
@@ -342,14 +513,29 @@ class SampleStore:
         return pd.concat(frames, ignore_index=True)
 
 
-def _sample_row(series_id: int, sample: ScrapedSample) -> dict[str, Any]:
-    value = float(sample.value)
-    return {
-        "series_id": series_id,
-        "timestamp_s": float(sample.timestamp_s),
-        "value": None if sample.stale or math.isnan(value) else value,
-        "stale": bool(sample.stale),
-    }
+def _sorted_key(sample: ScrapedSample) -> tuple[str, tuple[tuple[str, str], ...]]:
+    return (sample.name, tuple(sorted(sample.labels.items())))
+
+
+def _copy_rows(driver: Any, rows: list[tuple[Any, float, float | None, bool]]) -> None:
+    """PostgreSQL: `COPY` into a temporary table, then one `INSERT ... ON CONFLICT DO NOTHING`
+    (COPY itself cannot skip a sample already stored)."""
+    with driver.cursor() as cursor:
+        cursor.execute(
+            "CREATE TEMPORARY TABLE IF NOT EXISTS inferops_incoming_samples"
+            " (series_id integer, timestamp_s double precision, value double precision,"
+            " stale boolean) ON COMMIT DELETE ROWS"
+        )
+        with cursor.copy(
+            "COPY inferops_incoming_samples (series_id, timestamp_s, value, stale) FROM STDIN"
+        ) as copy:
+            for row in rows:
+                copy.write_row(row)
+        cursor.execute(
+            "INSERT INTO metric_samples (series_id, timestamp_s, value, stale)"
+            " SELECT series_id, timestamp_s, value, stale FROM inferops_incoming_samples"
+            " ON CONFLICT DO NOTHING"
+        )
 
 
 def _reason(error: BaseException) -> str:

@@ -13,11 +13,14 @@ were read before they were rolled up or are late arrivals not yet rolled up).
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from ._store_head import read_head_rows
 
 ROLLUP_STEP_S = 60.0
 """Width of one roll-up, in seconds."""
@@ -27,6 +30,8 @@ _ID_CHUNK = 500
 
 Row = tuple[int, float, float | None, bool]
 """series_id, timestamp_s, value (None: NaN), stale."""
+
+_SERIES_AND_TIME = operator.itemgetter(0, 1)
 
 
 def minute_of(timestamp_s: float) -> float:
@@ -48,6 +53,9 @@ def read_rows(
             (*chunk, float(start_s), float(end_s)),
         )
         raw.extend(cursor.fetchall())
+    head = read_head_rows(cursor, mark, set(ids), start_s, end_s)
+    if head:
+        raw = _with_head(raw, head)
     cursor.execute("SELECT raw_from_s FROM metric_retention WHERE id = 1")
     found = cursor.fetchone()
     raw_from = None if found is None else float(found[0])
@@ -109,6 +117,22 @@ def rollup_frame(rows: Sequence[Row]) -> pd.DataFrame:
     merged["count"] = merged["count"].fillna(0).astype(np.int64)
     merged.loc[merged["count"] == 0, ["min_value", "max_value", "sum_value"]] = np.nan
     return merged.sort_values(keys, kind="stable").reset_index(drop=True)
+
+
+def _with_head(main: list[Row], head: list[Row]) -> list[Row]:
+    """Main rows and head rows in one order (series, time); of two rows of one series and
+    time, the first written: the main table's, then the head's earliest."""
+    rows = main + head
+    rows.sort(key=_SERIES_AND_TIME)  # stable: main rows stay before head rows
+    kept: list[Row] = []
+    add = kept.append
+    previous: tuple[int, float] | None = None
+    for row in rows:
+        key = (row[0], row[1])
+        if key != previous:
+            add(row)
+            previous = key
+    return kept
 
 
 def _chunks(ids: Sequence[int]) -> list[Sequence[int]]:

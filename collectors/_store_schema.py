@@ -13,6 +13,10 @@ all describe the same schema.
   sum and count of its values, and `stale_timestamp_s` when a staleness marker ended it.
 - `metric_retention(id = 1, raw_from_s)`: raw samples before `raw_from_s` have been rolled
   up; reads take roll-ups before it and raw samples from it on.
+- `metric_samples_head(series_id, timestamp_s, value, stale)`: raw samples not yet merged
+  into `metric_samples` (SQLite: appends land here, in arrival order; see `_store_head`).
+- `metric_exemplars(series_id, timestamp_s, value, labels)`: OpenMetrics exemplars, one per
+  series and time (labels as canonical JSON).
 """
 
 from __future__ import annotations
@@ -68,4 +72,22 @@ retention_table = sa.Table(
     metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
     sa.Column("raw_from_s", sa.Double, nullable=False),
+)
+samples_head_table = sa.Table(
+    "metric_samples_head",
+    metadata,
+    sa.Column("series_id", sa.Integer, nullable=False),
+    sa.Column("timestamp_s", sa.Double, nullable=False),
+    sa.Column("value", sa.Double, nullable=True),
+    sa.Column("stale", sa.Boolean, nullable=False),
+)
+exemplars_table = sa.Table(
+    "metric_exemplars",
+    metadata,
+    sa.Column("series_id", sa.Integer, nullable=False),
+    sa.Column("timestamp_s", sa.Double, nullable=False),
+    sa.Column("value", sa.Double, nullable=True),
+    sa.Column("labels", sa.Text, nullable=False),
+    sa.PrimaryKeyConstraint("series_id", "timestamp_s", name="pk_metric_exemplars"),
+    sqlite_with_rowid=False,
 )

@@ -7,6 +7,7 @@ import math
 import numpy as np
 
 from ._exceptions import QueryError
+from ._exemplars import ExemplarSeries, query_store_exemplars
 from ._promql_engine import Evaluator, Labels, RawSeries, Scalar, Series, String, parse
 from ._source import InstantSample, RangeSeries
 from ._store import SampleStore
@@ -102,6 +103,10 @@ class StoreSource:
             if s.present.any()
         ]
 
+    def query_exemplars(self, expr: str, start_s: float, end_s: float) -> list[ExemplarSeries]:
+        """The exemplars in [start_s, end_s] of every series `expr`'s selectors select."""
+        return query_store_exemplars(self._store, expr, start_s, end_s)
+
     def _evaluate(self, expr: str, steps: np.ndarray) -> Scalar | list[Series]:
         if not isinstance(expr, str) or not expr.strip():
             raise QueryError("empty PromQL expression")
@@ -119,6 +124,8 @@ class StoreSource:
             loaded = self._cache.samples(series, start_s, end_s)
         else:
             loaded = self._store.samples(series, start_s, end_s)
+        raw_from = self._store.raw_from_s()
+        raw_from_ms = None if raw_from is None else round(raw_from * 1000)
         raws = []
         for one in loaded:
             labels: Labels = tuple(
@@ -130,6 +137,7 @@ class StoreSource:
                     timestamps_ms=np.round(one.timestamps_s * 1000).astype(np.int64),
                     values=one.values,
                     stale=one.stale,
+                    raw_from_ms=raw_from_ms,
                 )
             )
         return raws

@@ -10,8 +10,16 @@ on an explicit `CollectorRegistry`, never the global one.
 from ._exceptions import ExporterConfigError, ExporterError, GpuBackendUnavailable
 from ._exposition_gpu import CONTENT_TYPE, GpuExposition, render_gpu_exposition
 from ._exposition_gpu_fields import HEALTH_REASONS, gpu_health
+from ._gpu_attribution import (
+    FileAttribution,
+    ProcessAttribution,
+    ProcessOwner,
+    RegistryAttribution,
+    StaticAttribution,
+    parse_attribution,
+)
 from ._gpu_collector import GpuCollector
-from ._gpu_sample import GpuBackend, GpuSample
+from ._gpu_sample import GpuBackend, GpuProcess, GpuSample
 from ._gpu_specs import GPU_SPECS, GpuSpec
 from ._nvml_gpu import NvmlGpuBackend
 from ._request_metrics import RequestMetrics, RequestOutcome
@@ -25,18 +33,25 @@ __all__ = [
     "HEALTH_REASONS",
     "ExporterConfigError",
     "ExporterError",
+    "FileAttribution",
     "GpuBackend",
     "GpuBackendUnavailable",
     "GpuCollector",
     "GpuExporterHandle",
     "GpuExposition",
+    "GpuProcess",
     "GpuSample",
     "GpuSpec",
     "NvmlGpuBackend",
+    "ProcessAttribution",
+    "ProcessOwner",
+    "RegistryAttribution",
     "RequestMetrics",
     "RequestOutcome",
     "SimulatedGpuBackend",
+    "StaticAttribution",
     "gpu_health",
+    "parse_attribution",
     "render_gpu_exposition",
     "select_gpu_backend",
     "serve_gpu_exporter",

@@ -26,6 +26,8 @@ from ._exposition_gpu_fields import (
     FIELDS,
     HEALTH_HELP,
     HEALTH_NAME,
+    PROCESS_MEMORY_HELP,
+    PROCESS_MEMORY_NAME,
     SAMPLE_ERRORS_HELP,
     SAMPLE_ERRORS_NAME,
     XID_TOTAL_HELP,
@@ -33,6 +35,7 @@ from ._exposition_gpu_fields import (
     GpuField,
     gpu_health,
 )
+from ._gpu_attribution import ProcessOwner
 from ._gpu_sample import GpuSample
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -85,6 +88,7 @@ _FIELD_ROWS: tuple[tuple[GpuField, str], ...] = tuple(
 # (see _gpu_collector._ExactCounterName), InferOps' own counters get the suffix.
 _XID_HEADER = _header(XID_TOTAL_NAME + "_total", XID_TOTAL_HELP, "counter")
 _HEALTH_HEADER = _header(HEALTH_NAME, HEALTH_HELP, "gauge")
+_PROCESS_HEADER = _header(PROCESS_MEMORY_NAME, PROCESS_MEMORY_HELP, "gauge")
 _BACKEND_INFO_HEADER = _header(BACKEND_INFO_NAME, BACKEND_INFO_HELP, "gauge")
 _BACKEND_UP_HEADER = _header(BACKEND_UP_NAME, BACKEND_UP_HELP, "gauge")
 _SAMPLE_ERRORS_HEADER = _header(SAMPLE_ERRORS_NAME + "_total", SAMPLE_ERRORS_HELP, "counter")
@@ -99,6 +103,7 @@ class GpuExposition:
 
     def __init__(self, hostname: str) -> None:
         self.hostname = hostname
+        self._hostname_label = f'Hostname="{_escape(hostname)}"'
         self._labels: dict[tuple[int, str, str, str], tuple[str, str]] = {}
 
     def _gpu_labels(self, sample: GpuSample) -> tuple[str, str]:
@@ -126,10 +131,12 @@ class GpuExposition:
         backend_name: str,
         sample_errors: int = 0,
         field_errors: Mapping[str, int] | None = None,
+        owners: Mapping[int, ProcessOwner] | None = None,
     ) -> bytes:
         """The exposition of `samples` (None: the backend failed, `inferops_gpu_backend_up 0`).
 
-        `sample_errors` and `field_errors` are the running totals the collector keeps.
+        `sample_errors` and `field_errors` are the running totals the collector keeps;
+        `owners` attributes GPU processes to nodes and models (pid -> owner).
         """
         gpus = [(sample, self._gpu_labels(sample)) for sample in samples or ()]
         out: list[str] = []
@@ -159,6 +166,20 @@ class GpuExposition:
             healthy, reason = gpu_health(sample)
             append(f'{HEALTH_NAME}{{{short},reason="{reason}"}} {_format(healthy)}\n')
 
+        append(_PROCESS_HEADER)
+        hostname = self._hostname_label
+        for sample, _ in gpus:
+            if not sample.processes:
+                continue
+            uuid, gpu = f'UUID="{_escape(sample.uuid)}"', f'gpu="{sample.index}"'
+            for process in sorted(sample.processes, key=lambda p: p.pid):
+                owner = owners.get(process.pid) if owners else None
+                node, model = (_escape(owner.node), _escape(owner.model_name)) if owner else (
+                    "", "")
+                append(f'{PROCESS_MEMORY_NAME}{{{hostname},{uuid},{gpu},model_name="{model}",'
+                       f'node="{node}",pid="{process.pid}"}} '
+                       f"{_format(process.memory_used_bytes)}\n")
+
         append(_BACKEND_INFO_HEADER)
         append(f'{BACKEND_INFO_NAME}{{backend="{_escape(backend_name)}"}} 1.0\n')
         append(_BACKEND_UP_HEADER)
@@ -179,9 +200,10 @@ def render_gpu_exposition(
     backend_name: str,
     sample_errors: int = 0,
     field_errors: Mapping[str, int] | None = None,
+    owners: Mapping[int, ProcessOwner] | None = None,
 ) -> bytes:
     """One-off rendering (no label cache kept): for a caller that holds no `GpuExposition`."""
     return GpuExposition(hostname).render(
         None if samples is None else list(samples), backend_name=backend_name,
-        sample_errors=sample_errors, field_errors=field_errors,
+        sample_errors=sample_errors, field_errors=field_errors, owners=owners,
     )

@@ -160,6 +160,10 @@ XID_TOTAL_HELP = "XID errors reported by the GPU since the exporter started, by 
 HEALTH_NAME = "inferops_gpu_health"
 HEALTH_HELP = ("1 if the GPU is healthy, 0 if not; reason: none, xid (an XID error is showing), "
                "ecc_dbe (an uncorrectable ECC error awaits a GPU reset), thermal (slowdown).")
+PROCESS_MEMORY_NAME = "inferops_gpu_process_memory_used_bytes"
+PROCESS_MEMORY_HELP = ("GPU memory used by one process (NVML compute processes), by pid and the "
+                       "serving node and model it belongs to (empty when unattributed).")
+PROCESS_LABELS = ("gpu", "UUID", "Hostname", "pid", "node", "model_name")
 BACKEND_INFO_NAME = "inferops_gpu_backend_info"
 BACKEND_INFO_HELP = "Where the GPU metrics come from: nvml (real GPUs) or sim (simulated GPUs)."
 BACKEND_UP_NAME = "inferops_gpu_backend_up"

@@ -6,6 +6,9 @@ The families (names, help texts, types, labels, skip rules) are the table in
 - `inferops_gpu_xid_errors_total{gpu,UUID,xid}`: XID errors since start, by code;
 - `inferops_gpu_health{gpu,UUID,reason}`: 1 healthy (`reason="none"`), 0 with the reason
   (`xid`, `ecc_dbe`, `thermal`), one series per GPU;
+- `inferops_gpu_process_memory_used_bytes{gpu,UUID,Hostname,pid,node,model_name}`: memory each
+  process holds on each GPU, attributed to its serving node and model by a
+  `ProcessAttribution` (empty labels for a pid it does not know);
 - `inferops_gpu_backend_info{backend="sim"|"nvml"} 1`: simulated GPUs never pass for real ones;
 - `inferops_gpu_backend_up` 1 when the last sample succeeded, 0 when the backend raised;
 - `inferops_gpu_sample_errors_total`: samples that raised (the scrape still answers);
@@ -20,7 +23,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -38,6 +41,9 @@ from ._exposition_gpu_fields import (
     HEALTH_HELP,
     HEALTH_NAME,
     LABELS,
+    PROCESS_LABELS,
+    PROCESS_MEMORY_HELP,
+    PROCESS_MEMORY_NAME,
     SAMPLE_ERRORS_HELP,
     SAMPLE_ERRORS_NAME,
     XID_TOTAL_HELP,
@@ -45,6 +51,7 @@ from ._exposition_gpu_fields import (
     field_value,
     gpu_health,
 )
+from ._gpu_attribution import ProcessAttribution, ProcessOwner
 from ._gpu_sample import GpuBackend, GpuSample
 
 logger = logging.getLogger("exporters.gpu")
@@ -83,17 +90,24 @@ class GpuCollector(Collector):
     samples every `poll_interval_s` seconds (once before the constructor returns) and a scrape
     only reads the latest sample, so it never waits on NVML. `close()` stops the thread.
     A backend exception is logged and exported (`inferops_gpu_backend_up 0`,
-    `inferops_gpu_sample_errors_total`), never raised into the scrape.
+    `inferops_gpu_sample_errors_total`), never raised into the scrape. `attribution` names the
+    node and model of each GPU process (see `_gpu_attribution`); the collector does not close it.
     """
 
     def __init__(
-        self, backend: GpuBackend, *, hostname: str, poll_interval_s: float | None = None
+        self,
+        backend: GpuBackend,
+        *,
+        hostname: str,
+        poll_interval_s: float | None = None,
+        attribution: ProcessAttribution | None = None,
     ) -> None:
         if poll_interval_s is not None and not poll_interval_s > 0:
             raise ValueError(f"poll_interval_s must be > 0 or None, got {poll_interval_s!r}")
         self.backend = backend
         self.hostname = hostname
         self.poll_interval_s = poll_interval_s
+        self.attribution = attribution
         self._lock = threading.Lock()
         self._field_errors: dict[str, int] = {}
         self._sample_errors = 0
@@ -155,7 +169,7 @@ class GpuCollector(Collector):
     def collect(self) -> Iterable[Metric]:
         reading, field_errors, sample_errors = self._snapshot()
         return list(self._families(reading.samples, field_errors, sample_errors,
-                                   up=reading.samples is not None))
+                                   up=reading.samples is not None, owners=self._owners()))
 
     def exposition(self) -> bytes:
         """The text `generate_latest` writes for a registry holding only this collector, written
@@ -163,7 +177,17 @@ class GpuCollector(Collector):
         Samples the backend first when there is no poller, as `collect()` does."""
         reading, field_errors, sample_errors = self._snapshot()
         return self._exposition.render(reading.samples, backend_name=self.backend.name,
-                                       sample_errors=sample_errors, field_errors=field_errors)
+                                       sample_errors=sample_errors, field_errors=field_errors,
+                                       owners=self._owners())
+
+    def _owners(self) -> Mapping[int, ProcessOwner]:
+        if self.attribution is None:
+            return {}
+        try:
+            return self.attribution.owners()
+        except Exception:  # an attribution must never cost a scrape
+            logger.exception("GPU process attribution failed; processes are left unattributed")
+            return {}
 
     def _snapshot(self) -> tuple[_Reading, dict[str, int], int]:
         if self._thread is None:
@@ -181,6 +205,7 @@ class GpuCollector(Collector):
         sample_errors: int = 0,
         *,
         up: bool = True,
+        owners: Mapping[int, ProcessOwner] | None = None,
     ) -> Iterator[Metric]:
         samples = samples or []
         labelled = [(sample, dict(zip(LABELS, self._labels(sample), strict=True)))
@@ -204,6 +229,17 @@ class GpuCollector(Collector):
             healthy, reason = gpu_health(sample)
             health.add_metric([str(sample.index), sample.uuid, reason], healthy)
         yield health
+
+        processes = GaugeMetricFamily(PROCESS_MEMORY_NAME, PROCESS_MEMORY_HELP,
+                                      labels=PROCESS_LABELS)
+        unknown = ProcessOwner("", "")
+        for sample in samples:
+            for process in sorted(sample.processes, key=lambda p: p.pid):
+                owner = (owners or {}).get(process.pid, unknown)
+                processes.add_metric([str(sample.index), sample.uuid, self.hostname,
+                                      str(process.pid), owner.node, owner.model_name],
+                                     process.memory_used_bytes)
+        yield processes
 
         info = GaugeMetricFamily(BACKEND_INFO_NAME, BACKEND_INFO_HELP, labels=("backend",))
         info.add_metric([self.backend.name], 1)

@@ -11,6 +11,14 @@ from typing import Protocol, runtime_checkable
 
 
 @dataclass(frozen=True, slots=True)
+class GpuProcess:
+    """One process holding memory on a GPU (NVML's compute running processes)."""
+
+    pid: int
+    memory_used_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
 class GpuSample:
     """One GPU at one instant. Units are in the field names."""
 
@@ -75,6 +83,8 @@ class GpuSample:
     shutdown_temperature_celsius: float | None = None
     pcie_link_generation: int | None = None
     pcie_link_width: int | None = None
+    processes: tuple[GpuProcess, ...] = ()
+    """Processes using the GPU and their memory, by pid (empty when NVML cannot tell)."""
 
 
 @runtime_checkable

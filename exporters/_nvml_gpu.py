@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._exceptions import GpuBackendUnavailable
-from ._gpu_sample import GpuSample
+from ._gpu_sample import GpuProcess, GpuSample
 from ._nvml_gpu_fields import PcieTotals, read_wider_fields
 
 logger = logging.getLogger("exporters.nvml")
@@ -240,6 +240,7 @@ class NvmlGpuBackend:
                 return None
 
         wider = read_wider_fields(nvml, optional, errors.append, device.pcie)
+        running = optional("processes", "nvmlDeviceGetComputeRunningProcesses")
         if utilization is None:
             errors.append("memory_copy_utilization_percent")
         self._drain_xid_events(device, errors)
@@ -263,6 +264,7 @@ class NvmlGpuBackend:
             errors=tuple(errors),
             memory_copy_utilization_percent=(
                 float(utilization.memory) if utilization is not None else None),
+            processes=_processes(running),
             **wider,
         )
 
@@ -287,6 +289,17 @@ class NvmlGpuBackend:
                 device.xid_last = code
                 device.xid_total[code] = device.xid_total.get(code, 0) + 1
                 logger.warning("GPU %d (%s): XID %d", device.index, device.uuid, code)
+
+
+def _processes(running: Any) -> tuple[GpuProcess, ...]:
+    """NVML's compute processes, one per pid (memory summed; None memory, as NVML reports
+    under WDDM or without permission, counts as 0), sorted by pid."""
+    memory: dict[int, int] = {}
+    for info in running or ():
+        pid = int(info.pid)
+        used = getattr(info, "usedGpuMemory", None)
+        memory[pid] = memory.get(pid, 0) + (int(used) if used is not None else 0)
+    return tuple(GpuProcess(pid, used) for pid, used in sorted(memory.items()))
 
 
 def _clocks_event_reasons(nvml: Any) -> Any:

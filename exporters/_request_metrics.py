@@ -18,12 +18,14 @@ status `2xx`, `4xx`, `5xx`, ...; name, help text and label names from its `metri
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 ENGINE = "0"
+_TRACE_ID = re.compile(r"[0-9a-f]{32}")
 FINISHED_REASONS = ("stop", "length", "abort")
 
 TTFT_BUCKETS = (
@@ -59,6 +61,9 @@ class RequestOutcome:
     generation_tokens: int = 0
     finished_reason: str | None = None
     inter_token_latencies_s: Sequence[float] = ()
+    trace_id: str | None = None
+    """The request's trace (32 hex digits): its latency observations carry it as an exemplar,
+    so a slow bucket on a dashboard links to the trace that landed there."""
 
     def __post_init__(self) -> None:
         if isinstance(self.status_code, bool) or not isinstance(self.status_code, int) or not (
@@ -80,6 +85,9 @@ class RequestOutcome:
                 f"finished_reason must be one of {', '.join(FINISHED_REASONS)} or None, "
                 f"got {self.finished_reason!r}"
             )
+        if self.trace_id is not None and not _TRACE_ID.fullmatch(self.trace_id):
+            raise ValueError(
+                f"trace_id must be 32 lowercase hex digits, got {self.trace_id!r}")
         latencies = tuple(self.inter_token_latencies_s)
         for value in latencies:
             _check_seconds("inter_token_latencies_s", value)
@@ -178,10 +186,11 @@ class RequestMetrics:
         self._http_requests.labels(outcome.method, outcome.status_class, outcome.handler).inc()
         if outcome.finished_reason is not None:
             self._success[outcome.finished_reason].inc()
+        exemplar = None if outcome.trace_id is None else {"trace_id": outcome.trace_id}
         if outcome.e2e_latency_s is not None:
-            self._e2e.observe(outcome.e2e_latency_s)
+            self._e2e.observe(outcome.e2e_latency_s, exemplar)
         if outcome.time_to_first_token_s is not None:
-            self._ttft.observe(outcome.time_to_first_token_s)
+            self._ttft.observe(outcome.time_to_first_token_s, exemplar)
         if outcome.queue_time_s is not None:
             self._queue.observe(outcome.queue_time_s)
         for latency in outcome.inter_token_latencies_s:

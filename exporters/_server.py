@@ -17,6 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from prometheus_client import CollectorRegistry
 
 from ._exposition_gpu import CONTENT_TYPE
+from ._gpu_attribution import ProcessAttribution
 from ._gpu_collector import GpuCollector
 from ._gpu_sample import GpuBackend
 
@@ -103,7 +104,7 @@ class GpuExporterHandle:
         return f"http://{host}:{self.port}/metrics"
 
     def stop(self) -> None:
-        """Stop serving, stop the poller and close the backend. Idempotent."""
+        """Stop serving, stop the poller, close the backend and the attribution. Idempotent."""
         with self._lock:
             if self._stopped:
                 return
@@ -113,15 +114,25 @@ class GpuExporterHandle:
         self._thread.join(timeout=5.0)
         self.collector.close()
         self.backend.close()
+        if self.collector.attribution is not None:
+            self.collector.attribution.close()
 
 
 def serve_gpu_exporter(
-    backend: GpuBackend, *, host: str, port: int, hostname: str, poll_interval_s: float | None
+    backend: GpuBackend,
+    *,
+    host: str,
+    port: int,
+    hostname: str,
+    poll_interval_s: float | None,
+    attribution: ProcessAttribution | None = None,
 ) -> GpuExporterHandle:
     """Serve `backend`'s GPUs at `http://host:port/metrics` (port 0: any free port) in a daemon
-    thread. The handle's `stop()` also closes the backend."""
+    thread; `attribution` names each GPU process's node and model. The handle's `stop()` also
+    closes the backend and the attribution."""
     registry = CollectorRegistry()
-    collector = GpuCollector(backend, hostname=hostname, poll_interval_s=poll_interval_s)
+    collector = GpuCollector(backend, hostname=hostname, poll_interval_s=poll_interval_s,
+                             attribution=attribution)
     try:
         registry.register(collector)
         server = _MetricsServer((host, port), collector)

@@ -14,13 +14,14 @@ integers, power in milliwatts, memory in bytes.
 from __future__ import annotations
 
 import hashlib
+import os
 import random
 import threading
 import time
 import uuid
 from collections.abc import Callable
 
-from ._gpu_sample import GpuSample
+from ._gpu_sample import GpuProcess, GpuSample
 from ._gpu_specs import GpuSpec, gpu_spec
 from ._sim_gpu_physics import (
     IDLE_UTILIZATION_PERCENT,
@@ -35,6 +36,8 @@ CLOCKS_EVENT_REASON_GPU_IDLE = 0x1  # nvmlClocksEventReasonGpuIdle
 CLOCKS_EVENT_REASON_HW_THERMAL_SLOWDOWN = 0x40  # nvmlClocksEventReasonHwThermalSlowdown
 
 BASE_MEMORY_FRACTION = 0.006
+OWN_PROCESS = -1
+"""`SimulatedGpuBackend(pid=OWN_PROCESS)` (the default): the current process's pid."""
 """Memory NVML shows as used with no process on the GPU (driver/context reserve)."""
 POWER_JITTER_FRACTION = 0.003
 XID_DOUBLE_BIT_ECC = 48
@@ -74,6 +77,11 @@ class SimulatedGpuBackend:
     it kept the GPU(s) and how much device memory it holds; faults are injected with
     `inject_fault` and cleared with `clear_faults`. Thread-safe: the engine reports from its
     thread while a collector samples from another.
+
+    `pid` is the process the simulated GPUs report as their one compute process, holding the
+    memory the engine reported (what NVML's running-processes call shows for an inference
+    server); by default the current process, the node that drives the simulation. None:
+    no process is reported.
     """
 
     name = "sim"
@@ -86,6 +94,7 @@ class SimulatedGpuBackend:
         hostname: str,
         seed: int = 0,
         clock: Callable[[], float] = time.monotonic,
+        pid: int | None = OWN_PROCESS,
     ) -> None:
         if isinstance(gpus, bool) or not isinstance(gpus, int) or gpus < 1:
             raise ValueError(f"gpus must be a positive integer, got {gpus!r}")
@@ -95,6 +104,7 @@ class SimulatedGpuBackend:
         self._board = board_for(gpu_type)
         self.gpu_type = gpu_type
         self.hostname = hostname
+        self.pid = os.getpid() if pid == OWN_PROCESS else pid
         self._clock = clock
         self._lock = threading.Lock()
         self._now = clock()
@@ -235,6 +245,7 @@ class SimulatedGpuBackend:
             reasons |= CLOCKS_EVENT_REASON_HW_THERMAL_SLOWDOWN
         total = spec.memory_total_bytes
         base = BASE_MEMORY_FRACTION * total
+        engine_bytes = int(state.memory_fraction * (total - base))
         used = int(base + state.memory_fraction * (total - base))
         jitter = state.rng.gauss(0.0, POWER_JITTER_FRACTION * spec.power_limit_w)
         power_mw = round(max(0.0, min(spec.power_limit_w, state.power_w + jitter)) * 1000)
@@ -290,6 +301,7 @@ class SimulatedGpuBackend:
             shutdown_temperature_celsius=spec.slowdown_temp_c + SHUTDOWN_ABOVE_SLOWDOWN_C,
             pcie_link_generation=board.pcie_generation,
             pcie_link_width=16,
+            processes=() if self.pid is None else (GpuProcess(self.pid, engine_bytes),),
         )
 
 

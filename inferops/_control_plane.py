@@ -12,23 +12,40 @@ import time
 from collections.abc import Mapping, Sequence
 
 import sqlalchemy
+from fastapi import APIRouter
+from opentelemetry.trace import Span
 
-from alerting import AlertEngine, AlertStore, DeliveryWorker, Notifier, WebhookNotifier
+from alerting import (
+    AlertEngine,
+    AlertStore,
+    DeliveryWorker,
+    InhibitRule,
+    Notifier,
+    SilenceStore,
+    WebhookNotifier,
+    create_alerting_router,
+    watchdog_rule,
+)
 from collectors import (
     FileDiscovery,
+    HttpDiscovery,
+    MetricSource,
+    PrometheusSource,
     Retention,
     SampleStore,
     ScrapedSample,
     Scraper,
     ScrapeTarget,
-    StoreSource,
     TargetGroup,
     open_database,
 )
 from remediation import (
     DecisionLog,
+    GuardLimits,
+    IncidentLog,
     ReferenceFleetDriver,
     RemediationEngine,
+    create_remediation_router,
     load_remediation_policy,
 )
 from slo import (
@@ -44,9 +61,11 @@ from slo import (
     load_slo_specs,
 )
 
+from ._control_plane_tracing import ControlPlaneTracing
 from ._exceptions import ConfigError
 from ._notify_dispatch import BackgroundNotifier, RemediationNotifier
 from ._settings import Settings
+from ._sources import open_metric_source
 
 logger = logging.getLogger("inferops.control_plane")
 
@@ -86,11 +105,29 @@ def scrape_targets(
     return list(dict.fromkeys(targets))
 
 
+def remediation_limits(settings: Settings) -> GuardLimits:
+    """The remediation engine's fleet guards from the `remediation` settings section."""
+    section = settings.remediation
+    return GuardLimits(
+        breaker_max_share=section.breaker_max_share,
+        breaker_window_s=section.breaker_window,
+        breaker_close_after_s=section.breaker_close_after,
+        max_unavailable=section.max_unavailable,
+        node_capacity_requests=section.node_capacity_requests,
+        max_actions_per_hour=section.max_actions_per_hour,
+        flap_threshold=section.flap_threshold,
+        flap_window_s=section.flap_window,
+        stale_after_s=section.stale_after,
+        escalate_after_cycles=section.escalate_after_cycles,
+        ladder_window_s=section.ladder_window,
+    )
+
+
 def slo_status_samples(statuses: Sequence[SloStatus], at_s: float) -> list[ScrapedSample]:
     """SLO status as recorded series, so dashboards and queries read it like any metric."""
     samples: list[ScrapedSample] = []
     for status in statuses:
-        labels = {"slo": status.name}
+        labels = {**status.group, "slo": status.name}
         samples.append(ScrapedSample("slo:objective:ratio", labels, status.objective, at_s))
         if status.sli_value is not None:
             samples.append(ScrapedSample("slo:sli:ratio", labels, status.sli_value, at_s))
@@ -115,17 +152,19 @@ def slo_status_samples(statuses: Sequence[SloStatus], at_s: float) -> list[Scrap
 class ControlPlane:
     """Everything `inferops run` runs, built from one `Settings`."""
 
-    def __init__(self, settings: Settings, *, admin_token: str | None = None) -> None:
+    def __init__(self, settings: Settings, *, admin_token: str | None = None,
+                 tracing: ControlPlaneTracing | None = None) -> None:
+        """`tracing` replaces the one built from `settings.tracing` (embedding, tests)."""
         self.settings = settings
         self.database: sqlalchemy.Engine = open_database(settings.store.url)
         self.store = SampleStore(self.database)
-        self.source = StoreSource(self.store)
+        self.source: MetricSource = open_metric_source(settings, self.store)
         self.retention = Retention(
             self.store,
             raw_s=settings.store.retention_raw,
             rollup_s=settings.store.retention_rollup,
         )
-        self.discoveries: list[tuple[int, FileDiscovery]] = [
+        self.discoveries: list[tuple[int, FileDiscovery | HttpDiscovery]] = [
             (
                 index,
                 FileDiscovery(
@@ -135,6 +174,16 @@ class ControlPlane:
             for index, job in enumerate(settings.scrape_configs)
             for sd in job.file_sd_configs
         ]
+        self.discoveries.extend(
+            (
+                index,
+                HttpDiscovery(
+                    http.url, refresh_interval_s=http.refresh_interval, timeout_s=http.timeout
+                ),
+            )
+            for index, job in enumerate(settings.scrape_configs)
+            for http in job.http_sd_configs
+        )
         for _, discovery in self.discoveries:
             discovery.refresh()
         self._targets_lock = asyncio.Lock()
@@ -148,6 +197,8 @@ class ControlPlane:
         self.slo_evaluator = SloEvaluator(self.source)
         self.alert_store = AlertStore(self.database)
         self.decisions = DecisionLog(self.database)
+        self.tracing = tracing or ControlPlaneTracing(settings.tracing)
+        self._traced = self.tracing if self.tracing.enabled else None
         self._background: list[BackgroundNotifier] = []
         # Webhook receivers go through the durable outbox: written with the alert change in
         # one transaction, delivered (and retried with backoff) by a worker thread, so a
@@ -161,7 +212,11 @@ class ControlPlane:
             )
             for receiver in settings.alerting.receivers
         }
-        self.delivery = DeliveryWorker(self.database, self._webhooks)
+        self.delivery = DeliveryWorker(
+            self.database, self._webhooks,
+            initial_backoff_s=settings.alerting.delivery_initial_backoff,
+            max_backoff_s=settings.alerting.delivery_max_backoff,
+        )
         notifiers: list[Notifier] = []
         self.remediation: RemediationEngine | None = None
         if settings.remediation.enabled and settings.remediation.policy_file:
@@ -179,9 +234,14 @@ class ControlPlane:
                 cooldown_s=settings.remediation.cooldown,
                 min_healthy_nodes=settings.remediation.min_healthy_nodes,
                 verify_timeout_s=settings.remediation.verify_timeout,
+                limits=remediation_limits(settings),
+                source=self.source,
+                recovery_deadline_s=settings.remediation.recovery_deadline,
             )
             notifiers.append(
-                self._in_background(RemediationNotifier(self.remediation), "remediation")
+                self._in_background(
+                    RemediationNotifier(self.remediation, tracing=self._traced), "remediation"
+                )
             )
         self.rules: list[AlertingRule] = [
             rule
@@ -190,6 +250,9 @@ class ControlPlane:
         ]
         for spec in self.slo_specs:
             self.rules.extend(burn_rate_alert_rules(spec, self.windows))
+        if settings.alerting.watchdog:
+            self.rules.append(watchdog_rule())
+        self.silences = SilenceStore(self.database)
         self.alert_engine = AlertEngine(
             self.source,
             self.alert_store,
@@ -198,7 +261,28 @@ class ControlPlane:
             external_url=settings.alerting.external_url,
             group_by=tuple(settings.alerting.group_by),
             outbox_receivers=tuple(self._webhooks),
+            repeat_interval_s=settings.alerting.repeat_interval,
+            group_wait_s=settings.alerting.group_wait,
+            group_interval_s=settings.alerting.group_interval,
+            silences=self.silences,
+            inhibit_rules=[
+                InhibitRule.of(rule.source_matchers, rule.target_matchers, rule.equal)
+                for rule in settings.alerting.inhibit_rules
+            ],
         )
+        # The HTTP API's routers (`inferops run` serves them): other components add theirs.
+        self.api_routers: list[APIRouter] = [
+            create_alerting_router(
+                silences=self.silences,
+                active_alerts=self.alert_engine.active,
+                on_webhook=None if self.remediation is None
+                else self.remediation.handle_notification,
+                clock=time.time,
+            ),
+            create_remediation_router(
+                self.remediation, self.decisions, IncidentLog(self.database)
+            ),
+        ]
         self.last_slo_statuses: list[SloStatus] = []
 
     def current_targets(self) -> list[ScrapeTarget]:
@@ -213,27 +297,56 @@ class ControlPlane:
             await self.scraper.set_targets(self.current_targets())
 
     def _in_background(self, notifier: Notifier, name: str) -> BackgroundNotifier:
-        background = BackgroundNotifier(notifier, name=name)
+        background = BackgroundNotifier(notifier, name=name, tracing=self._traced)
         self._background.append(background)
         return background
 
     def evaluate_once(self, at_s: float) -> None:
-        """One evaluation round: alert rules (and their notifications), then SLO status."""
-        self.alert_engine.evaluate(at_s)
+        """One evaluation round: alert rules (and their notifications), then SLO status;
+        traced as one span (`_control_plane_tracing`)."""
+        with self.tracing.evaluation_round(
+            at_s, rules=len(self.rules), slos=len(self.slo_specs)
+        ) as span:
+            self._evaluate_round(at_s, span)
+
+    def _evaluate_round(self, at_s: float, span: Span) -> None:
+        # Per-slice SLIs (percentile, throughput, cost) are judged first, as Prometheus's
+        # recording rule would, so the burn-rate rules read this round's slice too.
+        slices = self.slo_evaluator.timeslice_samples(self.slo_specs, at_s)
+        if slices:
+            self.store.append(slices)
+        span.set_attribute("inferops.alerts_changed", len(self.alert_engine.evaluate(at_s)))
+        if self.remediation is not None:
+            self.remediation.tick()  # an open circuit breaker closes once the fleet is healthy
         if self._webhooks:
             self.delivery.wake()
         statuses = [
-            self.slo_evaluator.evaluate(spec, at_s, self.windows) for spec in self.slo_specs
+            status
+            for spec in self.slo_specs
+            for status in self.slo_evaluator.evaluate_all(spec, at_s, self.windows)
         ]
         self.last_slo_statuses = statuses
         if statuses:
             self.store.append(slo_status_samples(statuses, at_s))
 
-    async def run(self) -> None:
-        """Scrape and evaluate until cancelled."""
-        background = [asyncio.create_task(self.scraper.run(), name="scraper")]
+    async def run(self, *, api_token: str | None = None) -> None:
+        """Scrape and evaluate until cancelled; with `api_token` (and `api.enabled`), serve
+        the HTTP API with every router in `api_routers` in this loop too."""
+        if api_token and self.settings.api.enabled:
+            from ._api import create_control_plane_api, serve_api
+
+            api = create_control_plane_api(token=api_token, routers=self.api_routers)
+            async with serve_api(api, host=self.settings.api.host, port=self.settings.api.port):
+                await self._run_loops()
+        else:
+            await self._run_loops()
+
+    async def _run_loops(self) -> None:
+        background: list[asyncio.Task[None]] = []
+        if self.settings.source.kind == "store":  # a Prometheus source scrapes for itself
+            background.append(asyncio.create_task(self.scraper.run(), name="scraper"))
         background.extend(
-            asyncio.create_task(discovery.run(self._discovery_changed), name="file_sd")
+            asyncio.create_task(discovery.run(self._discovery_changed), name="discovery")
             for _, discovery in self.discoveries
         )
         background.append(asyncio.create_task(self._compact_forever(), name="compaction"))
@@ -275,9 +388,17 @@ class ControlPlane:
             self.delivery.deliver_due()
 
     def close(self) -> None:
+        if self.remediation is not None:
+            self.remediation.close()
+        for _, discovery in self.discoveries:
+            if isinstance(discovery, HttpDiscovery):
+                discovery.close()
+        if isinstance(self.source, PrometheusSource):
+            self.source.close()
         for background in self._background:
             background.close()
         for webhook in self._webhooks.values():
             webhook.close()
+        self.tracing.close()
         self.database.dispose()
 

@@ -98,6 +98,10 @@ def demo_settings(*, store_url: str, router_port: int, nodes: int, dashboard_por
                 "policy_file": "remediation-policy.yaml",
                 "cooldown": 60.0,
                 "verify_timeout": 10.0,
+                # A few nodes on a busy laptop: a load-induced false positive may drain one
+                # node before the fault; the demo still drains the faulty one (never the last).
+                "max_unavailable": str(max(1, nodes - 1)),
+                "breaker_max_share": 1.0,
             },
             "dashboard": {"port": dashboard_port},
             "base_dir": DEFAULTS_DIR,

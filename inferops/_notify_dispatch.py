@@ -16,6 +16,8 @@ from typing import Any
 from alerting import Notifier
 from remediation import RemediationEngine
 
+from ._control_plane_tracing import ControlPlaneTracing
+
 logger = logging.getLogger("inferops.notify")
 
 _STOP = object()
@@ -24,24 +26,33 @@ _STOP = object()
 class RemediationNotifier:
     """Feeds alert notifications to the remediation engine, as a webhook receiver would."""
 
-    def __init__(self, engine: RemediationEngine) -> None:
+    def __init__(self, engine: RemediationEngine, *,
+                 tracing: ControlPlaneTracing | None = None) -> None:
         self._engine = engine
+        self._tracing = tracing
 
     def notify(self, payload: Mapping[str, Any]) -> None:
-        self._engine.handle_notification(payload)
+        decisions = self._engine.handle_notification(payload)
+        if self._tracing is not None:
+            self._tracing.decisions(decisions)
 
 
 class BackgroundNotifier:
     """A `Notifier` that queues payloads for `inner` on a dedicated thread."""
 
-    def __init__(self, inner: Notifier, *, name: str) -> None:
+    def __init__(self, inner: Notifier, *, name: str,
+                 tracing: ControlPlaneTracing | None = None) -> None:
         self._inner = inner
         self._name = name
+        self._tracing = tracing
         self._queue: queue.Queue[object] = queue.Queue()
         self._thread = threading.Thread(target=self._drain, name=f"notify-{name}", daemon=True)
         self._thread.start()
 
     def notify(self, payload: Mapping[str, Any]) -> None:
+        if self._tracing is not None:  # traced on the thread, under the round that raised it
+            self._queue.put((payload, self._tracing.dispatch_context()))
+            return
         self._queue.put(payload)
 
     def close(self, timeout_s: float = 5.0) -> None:
@@ -58,6 +69,11 @@ class BackgroundNotifier:
             try:
                 if item is _STOP:
                     return
+                if isinstance(item, tuple) and self._tracing is not None:
+                    payload, context = item
+                    with self._tracing.dispatch(self._name, payload, context):
+                        self._inner.notify(payload)
+                    continue
                 assert isinstance(item, Mapping)
                 self._inner.notify(item)
             except Exception:

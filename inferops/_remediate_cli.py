@@ -1,79 +1,60 @@
-"""`inferops remediate ...`: manual actions through the same engine, guards and audit trail.
+"""`inferops remediate ...`: manual actions, approvals and the kill switch, through the
+control-plane API (docs/remediation-cli.md).
 
-A person at 3 a.m. gets the same safety as the automation: the disruption budget and
-cooldowns apply, and every decision is recorded with `cli:<user>` as the actor.
+A person at 3 a.m. gets the same safety as the automation: the control plane's engine runs
+every guard and records every decision with `cli:<user>` as the actor. The token comes from
+`--token`, then `$INFEROPS_API_TOKEN` (`api.token_env`), then the file `inferops run` saved;
+the URL from `--api-url`, then `$INFEROPS_API_URL`, then the settings' `api.host:api.port`.
+
+Exit codes: 0 done (succeeded, dry run, nothing to do, pending approval, denied), 1 refused
+or failed (the message names the guard), 2 bad usage, unknown node or unknown decision,
+3 the control plane could not be reached (the message names the URL, never the token).
 """
 
 from __future__ import annotations
 
-import contextlib
 import getpass
 import json
 import os
-from collections.abc import Iterator
+import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, NoReturn
 
+import httpx
 import typer
 
-from remediation import (
-    Decision,
-    DecisionLog,
-    FleetDriverError,
-    Outcome,
-    ReferenceFleetDriver,
-    RemediationEngine,
-    RemediationPolicy,
-    UnknownNodeError,
-)
-
-from ._settings import Settings, load_settings
+from ._settings import load_settings
 
 remediate_app = typer.Typer(
-    help="Drain, undrain or cycle nodes through the guarded engine; show the audit trail.",
+    help="Drain, undrain, cycle or reroute nodes, approve or deny decisions, pause automation, "
+    "show the audit trail, backtest a policy: through the control plane's guarded engine.",
     no_args_is_help=True,
 )
+
+ACTOR_HEADER = "X-InferOps-Actor"
+TIMEOUT_S = 10.0
+ACTION_TIMEOUT_S = 300.0
+"""A cycle waits for the node's restart and health check inside the control plane."""
+EXIT_REFUSED, EXIT_USAGE, EXIT_UNREACHABLE = 1, 2, 3
+DONE = frozenset({"succeeded", "dry_run", "skipped", "pending_approval", "denied"})
 
 ConfigOption = Annotated[
     Path | None,
     typer.Option("--config", "-c", help="Settings YAML.", envvar="INFEROPS_CONFIG"),
 ]
+TokenOption = Annotated[
+    str | None, typer.Option("--token", help="API bearer token (else env, else token file).")
+]
+UrlOption = Annotated[
+    str | None, typer.Option("--api-url", help="Control-plane API URL (else env, else settings).")
+]
 DryRun = Annotated[bool, typer.Option("--dry-run", help="Decide and record, but do not act.")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON.")]
-Reason = Annotated[str, typer.Option(help="Why (stored in the audit trail).")]
+Reason = Annotated[str | None, typer.Option(help="Why (stored in the audit trail).")]
+NodeArgument = Annotated[str, typer.Argument(help="Node name, e.g. node-1.")]
 
 
-@contextlib.contextmanager
-def _engine(settings: Settings) -> Iterator[RemediationEngine]:
-    """The guarded engine over the configured fleet and store; both closed on exit."""
-    token = settings.admin_token()
-    if not token:
-        typer.echo(
-            "error: the fleet admin token is not set: export "
-            f"{settings.remediation.admin_token_env}",
-            err=True,
-        )
-        raise typer.Exit(2)
-    from collectors import open_database
-
-    database = open_database(settings.store.url)
-    driver = ReferenceFleetDriver(settings.remediation.fleet_url, admin_token=token)
-    try:
-        yield RemediationEngine(
-            driver,
-            DecisionLog(database),
-            RemediationPolicy(rules=()),
-            dry_run=settings.remediation.dry_run,
-            cooldown_s=settings.remediation.cooldown,
-            min_healthy_nodes=settings.remediation.min_healthy_nodes,
-            verify_timeout_s=settings.remediation.verify_timeout,
-        )
-    finally:
-        driver.close()
-        database.dispose()
-
-
-def _actor() -> str:
+def actor() -> str:
     """`cli:<user>` for the audit trail; the uid where the system has no name for it."""
     try:
         return f"cli:{getpass.getuser()}"
@@ -81,120 +62,231 @@ def _actor() -> str:
         return f"cli:uid-{os.getuid()}"
 
 
-def decision_json(decision: Decision) -> dict[str, object]:
-    return {
-        "id": decision.id,
-        "action": decision.action,
-        "node": decision.node,
-        "outcome": str(decision.outcome),
-        "reason": decision.reason,
-        "guard": decision.guard,
-        "actor": decision.actor,
-        "alertname": decision.alertname,
-        "alert_fingerprint": decision.alert_fingerprint,
-        "started_at": decision.started_at_s,
-        "finished_at": decision.finished_at_s,
-    }
+def fail(code: int, message: str) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
 
 
-def _act(
-    action: str, node: str, config: Path | None, dry_run: bool, as_json: bool, reason: str
-) -> None:
-    settings = load_settings(config)
-    try:
-        with _engine(settings) as engine:
-            decision = engine.execute(
-                action,
-                node,
-                actor=_actor(),
-                reason=reason,
-                dry_run=True if dry_run else None,
-            )
-    except UnknownNodeError as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(2) from None
-    except FleetDriverError as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(1) from None
+class ApiClient:
+    """The control-plane API with this CLI's token, actor and exit-code rules."""
+
+    def __init__(self, config: Path | None, token: str | None, url: str | None) -> None:
+        from ._api import api_url, client_token
+
+        settings = load_settings(config)
+        self.url = api_url(settings, url)
+        resolved = client_token(settings, token)
+        if not resolved:
+            fail(EXIT_USAGE, f"no API token: pass --token, export {settings.api.token_env}, or "
+                             "run `inferops run` once on this machine (it saves one)")
+        self._client = httpx.Client(
+            base_url=self.url, timeout=TIMEOUT_S,
+            headers={"Authorization": f"Bearer {resolved}", ACTOR_HEADER: actor()},
+        )
+
+    def __enter__(self) -> ApiClient:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._client.close()
+
+    def call(self, method: str, path: str, *, timeout_s: float = TIMEOUT_S,
+             **kwargs: Any) -> Any:
+        """The JSON answer; 401 and 4xx exit 2 (409: 1), unreachable exits 3."""
+        try:
+            response = self._client.request(method, path, timeout=timeout_s, **kwargs)
+        except httpx.HTTPError as error:
+            kind = type(error).__name__
+            fail(EXIT_UNREACHABLE, f"cannot reach the control plane at {self.url} "
+                                   f"({method} {path}): {kind}: {error}")
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        message = body.get("error") if isinstance(body, dict) else None
+        if response.status_code == 401:
+            fail(EXIT_USAGE, f"the control plane at {self.url} refused the API token (401)")
+        if response.status_code == 409:
+            fail(EXIT_REFUSED, str(message))
+        if response.status_code >= 400 or body is None:
+            fail(EXIT_USAGE if response.status_code < 500 else EXIT_REFUSED,
+                 str(message or f"{method} {path} answered {response.status_code}: "
+                                f"{response.text[:200]}"))
+        return body
+
+
+def _print_decision(decision: dict[str, Any], as_json: bool) -> None:
     if as_json:
-        typer.echo(json.dumps(decision_json(decision), indent=2))
+        typer.echo(json.dumps(decision, indent=2))
     else:
-        guard = f" (guard: {decision.guard})" if decision.guard else ""
-        typer.echo(f"{action} {node}: {decision.outcome}{guard}: {decision.reason}")
-    if decision.outcome not in (Outcome.SUCCEEDED, Outcome.DRY_RUN, Outcome.SKIPPED):
-        raise typer.Exit(1)
+        guard = f" (guard: {decision['guard']})" if decision["guard"] else ""
+        typer.echo(f"{decision['action']} {decision['node']}: {decision['outcome']}{guard}: "
+                   f"{decision['reason']}")
+    if decision["outcome"] not in DONE:
+        raise typer.Exit(EXIT_REFUSED)
+
+
+def _act(action: str, node: str, *, config: Path | None, token: str | None, url: str | None,
+         dry_run: bool, as_json: bool, reason: str | None,
+         params: dict[str, str] | None = None) -> None:
+    body = {"action": action, "node": node, "reason": reason or f"manual {action}",
+            "dry_run": dry_run, "params": params or {}}
+    with ApiClient(config, token, url) as api:
+        answer = api.call("POST", "/api/v1/remediation/actions", json=body,
+                          timeout_s=ACTION_TIMEOUT_S)
+    _print_decision(answer["decision"], as_json)
 
 
 @remediate_app.command()
-def drain(
-    node: Annotated[str, typer.Argument(help="Node name, e.g. node-1.")],
-    config: ConfigOption = None,
-    dry_run: DryRun = False,
-    as_json: AsJson = False,
-    reason: Reason = "manual drain",
-) -> None:
+def drain(node: NodeArgument, config: ConfigOption = None, dry_run: DryRun = False,
+          as_json: AsJson = False, reason: Reason = None, token: TokenOption = None,
+          api_url: UrlOption = None) -> None:
     """Stop sending new requests to NODE (in-flight requests finish)."""
-    _act("drain", node, config, dry_run, as_json, reason)
+    _act("drain", node, config=config, token=token, url=api_url, dry_run=dry_run,
+         as_json=as_json, reason=reason)
 
 
 @remediate_app.command()
-def undrain(
-    node: Annotated[str, typer.Argument(help="Node name.")],
-    config: ConfigOption = None,
-    dry_run: DryRun = False,
-    as_json: AsJson = False,
-    reason: Reason = "manual undrain",
-) -> None:
+def undrain(node: NodeArgument, config: ConfigOption = None, dry_run: DryRun = False,
+            as_json: AsJson = False, reason: Reason = None, token: TokenOption = None,
+            api_url: UrlOption = None) -> None:
     """Put NODE back into rotation."""
-    _act("undrain", node, config, dry_run, as_json, reason)
+    _act("undrain", node, config=config, token=token, url=api_url, dry_run=dry_run,
+         as_json=as_json, reason=reason)
 
 
 @remediate_app.command()
-def cycle(
-    node: Annotated[str, typer.Argument(help="Node name.")],
-    config: ConfigOption = None,
-    dry_run: DryRun = False,
-    as_json: AsJson = False,
-    reason: Reason = "manual cycle",
-) -> None:
+def cycle(node: NodeArgument, config: ConfigOption = None, dry_run: DryRun = False,
+          as_json: AsJson = False, reason: Reason = None, token: TokenOption = None,
+          api_url: UrlOption = None) -> None:
     """Drain NODE, restart it, wait for its health check, undrain it."""
-    _act("cycle", node, config, dry_run, as_json, reason)
+    _act("cycle", node, config=config, token=token, url=api_url, dry_run=dry_run,
+         as_json=as_json, reason=reason)
+
+
+@remediate_app.command()
+def reroute(
+    node: NodeArgument,
+    weight: Annotated[float, typer.Option(min=0.0, help="Routing weight (0: no new traffic).")]
+    = 0.0,
+    config: ConfigOption = None, dry_run: DryRun = False, as_json: AsJson = False,
+    reason: Reason = None, token: TokenOption = None, api_url: UrlOption = None,
+) -> None:
+    """Set NODE's routing weight in its pool (0 sends it no new traffic)."""
+    _act("reroute", node, config=config, token=token, url=api_url, dry_run=dry_run,
+         as_json=as_json, reason=reason, params={"weight": f"{weight:g}"})
+
+
+DecisionId = Annotated[int, typer.Argument(help="Decision id (see `remediate history`).")]
+
+
+@remediate_app.command()
+def approve(decision_id: DecisionId, config: ConfigOption = None, as_json: AsJson = False,
+            token: TokenOption = None, api_url: UrlOption = None) -> None:
+    """Act on a decision pending approval (every guard is asked again first)."""
+    with ApiClient(config, token, api_url) as api:
+        answer = api.call("POST", f"/api/v1/remediation/decisions/{decision_id}/approve",
+                          json={}, timeout_s=ACTION_TIMEOUT_S)
+    _print_decision(answer["decision"], as_json)
+
+
+@remediate_app.command()
+def deny(decision_id: DecisionId,
+         reason: Annotated[str, typer.Option(help="Why (stored in the audit trail).")],
+         config: ConfigOption = None, as_json: AsJson = False, token: TokenOption = None,
+         api_url: UrlOption = None) -> None:
+    """Refuse a decision pending approval; nothing acts."""
+    with ApiClient(config, token, api_url) as api:
+        answer = api.call("POST", f"/api/v1/remediation/decisions/{decision_id}/deny",
+                          json={"reason": reason})
+    _print_decision(answer["decision"], as_json)
+
+
+def _print_status(status: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps(status, indent=2))
+        return
+    if status["paused"]:
+        since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(status["since_s"]))
+        typer.echo(f"remediation is paused since {since} by {status['actor']}: "
+                   f"{status['reason']}")
+    else:
+        typer.echo("remediation is running")
+    breaker = status["breaker"]
+    if breaker["open"]:
+        typer.echo(f"circuit breaker is open: {breaker['reason']}")
+
+
+@remediate_app.command()
+def pause(reason: Annotated[str, typer.Option(help="Why (shown to everyone who looks).")],
+          config: ConfigOption = None, as_json: AsJson = False, token: TokenOption = None,
+          api_url: UrlOption = None) -> None:
+    """The kill switch: stop every automated action until `resume` (stored; holds across
+    restarts). Manual actions still run, through the guards."""
+    with ApiClient(config, token, api_url) as api:
+        _print_status(api.call("POST", "/api/v1/remediation/pause", json={"reason": reason}),
+                      as_json)
+
+
+@remediate_app.command()
+def resume(config: ConfigOption = None, as_json: AsJson = False, token: TokenOption = None,
+           api_url: UrlOption = None) -> None:
+    """Let automated actions run again."""
+    with ApiClient(config, token, api_url) as api:
+        _print_status(api.call("POST", "/api/v1/remediation/resume", json={}), as_json)
+
+
+@remediate_app.command()
+def status(config: ConfigOption = None, as_json: AsJson = False, token: TokenOption = None,
+           api_url: UrlOption = None) -> None:
+    """Whether automation is paused, and whether the circuit breaker is open."""
+    with ApiClient(config, token, api_url) as api:
+        _print_status(api.call("GET", "/api/v1/remediation/status"), as_json)
+
+
+def decision_rows(decisions: list[dict[str, Any]]) -> list[list[str]]:
+    """Table rows of decisions: id, time, action, node, outcome, guard, actor, alert, reason."""
+    return [
+        [str(d["id"]), time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(d["started_at_s"])),
+         d["action"], d["node"], d["outcome"], d["guard"] or "", d["actor"],
+         d["alertname"] or "", d["reason"]]
+        for d in decisions
+    ]
+
+
+DECISION_COLUMNS = ("id", "time", "action", "node", "outcome", "guard", "actor", "alert",
+                    "reason")
+
+
+def print_table(columns: tuple[str, ...], rows: list[list[str]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(*columns)
+    for row in rows:
+        table.add_row(*row)
+    Console(width=160).print(table)
 
 
 @remediate_app.command()
 def history(
     config: ConfigOption = None,
     node: Annotated[str | None, typer.Option(help="Only this node.")] = None,
-    limit: Annotated[int, typer.Option(min=1, help="Most recent N decisions.")] = 50,
-    as_json: AsJson = False,
+    outcome: Annotated[str | None, typer.Option(help="Only this outcome, e.g. refused.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="Most recent N decisions.")] = 50,
+    as_json: AsJson = False, token: TokenOption = None, api_url: UrlOption = None,
 ) -> None:
     """Every decision, taken or refused, newest first."""
-    from rich.console import Console
-    from rich.table import Table
-
-    from collectors import open_database
-
-    settings = load_settings(config)
-    decisions = DecisionLog(open_database(settings.store.url)).recent(limit, node=node)
+    query: dict[str, str | int] = {"limit": limit}
+    if node:
+        query["node"] = node
+    if outcome:
+        query["outcome"] = outcome
+    with ApiClient(config, token, api_url) as api:
+        decisions = api.call("GET", "/api/v1/remediation/decisions", params=query)["decisions"]
     if as_json:
-        typer.echo(json.dumps([decision_json(d) for d in decisions], indent=2))
-        return
-    if not decisions:
+        typer.echo(json.dumps(decisions, indent=2))
+    elif not decisions:
         typer.echo("No remediation decisions recorded yet.")
-        return
-    import time as _time
-
-    table = Table("id", "time", "action", "node", "outcome", "guard", "actor", "alert", "reason")
-    for d in decisions:
-        table.add_row(
-            str(d.id),
-            _time.strftime("%Y-%m-%d %H:%M:%S", _time.localtime(d.started_at_s)),
-            d.action,
-            d.node,
-            str(d.outcome),
-            d.guard or "",
-            d.actor,
-            d.alertname or "",
-            d.reason,
-        )
-    Console(width=160).print(table)
+    else:
+        print_table(DECISION_COLUMNS, decision_rows(decisions))

@@ -33,6 +33,7 @@ _DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m(?!s))?(?:(\d+)s)?(?:(\
 
 ENV_STORE_URL = "INFEROPS_STORE_URL"
 ENV_ADMIN_TOKEN = "INFEROPS_ADMIN_TOKEN"
+ENV_OTLP_ENDPOINT = "OTEL_EXPORTER_OTLP_ENDPOINT"
 
 
 def parse_duration(value: object) -> float:
@@ -125,6 +126,22 @@ class FileSdConfig(_Section):
         return files
 
 
+class HttpSdConfig(_Section):
+    """Prometheus's `http_sd_configs` entry: a URL answering JSON target groups (the reference
+    router's `/sd/targets`), fetched again every `refresh_interval`."""
+
+    url: str
+    refresh_interval: Duration = Field(default=60.0, gt=0)
+    timeout: Duration = Field(default=10.0, gt=0)
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, url: str) -> str:
+        if urlsplit(url).scheme not in ("http", "https"):
+            raise ValueError(f"expected an http(s) URL, got {url!r}")
+        return url
+
+
 class ScrapeConfig(_Section):
     job_name: str
     scrape_interval: Duration | None = None
@@ -133,6 +150,7 @@ class ScrapeConfig(_Section):
     scheme: Literal["http", "https"] = "http"
     static_configs: list[StaticConfig] = Field(default_factory=list)
     file_sd_configs: list[FileSdConfig] = Field(default_factory=list)
+    http_sd_configs: list[HttpSdConfig] = Field(default_factory=list)
 
 
 class SloSettings(_Section):
@@ -154,11 +172,49 @@ class ReceiverSettings(_Section):
         return url
 
 
+class InhibitRuleSettings(_Section):
+    """Alertmanager's `inhibit_rules` entry: while a source alert fires, target alerts with
+    the same `equal` label values are not notified."""
+
+    source_matchers: list[str] = Field(min_length=1)
+    target_matchers: list[str] = Field(min_length=1)
+    equal: list[str] = Field(default_factory=list)
+
+    @field_validator("source_matchers", "target_matchers")
+    @classmethod
+    def _parsable(cls, matchers: list[str]) -> list[str]:
+        from alerting import Matcher
+
+        for text in matchers:
+            Matcher.parse(text)  # MatcherError is a ValueError naming the matcher
+        return matchers
+
+
 class AlertingSettings(_Section):
+    """Rules, receivers and Alertmanager's route timers; `watchdog` adds the always-firing
+    dead-man's-switch alert; `delivery_max_backoff` caps the outbox's retry wait."""
+
     rule_files: list[str] = Field(default_factory=list)
     external_url: str = "http://127.0.0.1:8050"
     group_by: list[str] = Field(default_factory=lambda: ["alertname"])
     receivers: list[ReceiverSettings] = Field(default_factory=list)
+    group_wait: Duration = 0.0
+    group_interval: Duration = 0.0
+    repeat_interval: Duration = Field(default=4 * 3600.0, gt=0)
+    inhibit_rules: list[InhibitRuleSettings] = Field(default_factory=list)
+    watchdog: bool = True
+    delivery_initial_backoff: Duration = Field(default=1.0, gt=0)
+    delivery_max_backoff: Duration = Field(default=60.0, gt=0)
+
+
+class ApiSettings(_Section):
+    """The control-plane HTTP API `inferops run` serves; its bearer token comes from the
+    environment variable `token_env` (generated and saved when unset)."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(default=9095, ge=1, le=65535)
+    token_env: str = "INFEROPS_API_TOKEN"
 
 
 class RemediationSettings(_Section):
@@ -170,6 +226,19 @@ class RemediationSettings(_Section):
     cooldown: Duration = 300.0
     min_healthy_nodes: int = Field(default=1, ge=0)
     verify_timeout: Duration = 15.0
+    # Guards and verification (docs/remediation.md explains each).
+    max_unavailable: str = Field(default="50%", pattern=r"^\d+%?$")
+    breaker_max_share: float = Field(default=0.5, gt=0, le=1)
+    breaker_window: Duration = 600.0
+    breaker_close_after: Duration = 300.0
+    node_capacity_requests: int = Field(default=64, ge=1)
+    max_actions_per_hour: int = Field(default=20, ge=1)
+    flap_threshold: int = Field(default=4, ge=1)
+    flap_window: Duration = 600.0
+    stale_after: Duration = 15.0
+    escalate_after_cycles: int = Field(default=2, ge=1)
+    ladder_window: Duration = 3600.0
+    recovery_deadline: Duration = 60.0
 
 
 class DashboardSettings(_Section):
@@ -178,16 +247,54 @@ class DashboardSettings(_Section):
     refresh: Duration = 2.0
 
 
+class SourceSettings(_Section):
+    """Where queries go: the embedded `store`, or an existing Prometheus (Thanos, Mimir) at
+    `url` through its HTTP API, each call bounded by `timeout`."""
+
+    kind: Literal["store", "prometheus"] = "store"
+    url: str | None = None
+    timeout: Duration = Field(default=10.0, gt=0)
+
+    @model_validator(mode="after")
+    def _prometheus_has_url(self) -> SourceSettings:
+        if self.kind == "prometheus" and not self.url:
+            raise ValueError("kind prometheus needs url (e.g. http://127.0.0.1:9090)")
+        if self.url is not None and urlsplit(self.url).scheme not in ("http", "https"):
+            raise ValueError(f"url: expected an http(s) URL, got {self.url!r}")
+        return self
+
+
+class TracingSettings(_Section):
+    """OpenTelemetry spans of the control plane (evaluation rounds, notification dispatch,
+    remediation decisions), exported over OTLP/HTTP to `otlp_endpoint` (a base URL such as
+    http://127.0.0.1:4318; unset: `OTEL_EXPORTER_OTLP_ENDPOINT`; neither: no tracing)."""
+
+    otlp_endpoint: str | None = None
+    service_name: str = Field(default="inferops-control-plane", min_length=1)
+    sample_ratio: float = Field(default=1.0, ge=0.0, le=1.0)
+
+    @field_validator("otlp_endpoint")
+    @classmethod
+    def _http_url(cls, url: str | None) -> str | None:
+        if url is not None and (urlsplit(url).scheme not in ("http", "https")
+                                or not urlsplit(url).netloc):
+            raise ValueError(f"expected an http(s) URL such as http://127.0.0.1:4318, got {url!r}")
+        return url
+
+
 class Settings(_Section):
     """Everything `inferops run`, `query`, `remediate` and `dashboard` need."""
 
     store: StoreSettings = Field(default_factory=StoreSettings)
+    source: SourceSettings = Field(default_factory=SourceSettings)
     global_: GlobalSettings = Field(default_factory=GlobalSettings, alias="global")
     scrape_configs: list[ScrapeConfig] = Field(default_factory=list)
     slo: SloSettings = Field(default_factory=SloSettings)
     alerting: AlertingSettings = Field(default_factory=AlertingSettings)
     remediation: RemediationSettings = Field(default_factory=RemediationSettings)
     dashboard: DashboardSettings = Field(default_factory=DashboardSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
+    tracing: TracingSettings = Field(default_factory=TracingSettings)
     base_dir: Path = Field(default_factory=Path.cwd, exclude=True)
     """Relative file paths in the settings are read relative to the settings file."""
 
@@ -212,6 +319,12 @@ def _apply_environment(data: dict[str, Any], environ: Mapping[str, str]) -> dict
     url = environ.get(ENV_STORE_URL)
     if url:
         data = {**data, "store": {**data.get("store", {}), "url": url}}
+    otlp = environ.get(ENV_OTLP_ENDPOINT, "").strip()
+    tracing = data.get("tracing")
+    if otlp and (tracing is None or (isinstance(tracing, dict)
+                                     and tracing.get("otlp_endpoint") is None)):
+        # The SDK's standard variable is a fallback: a file that names an endpoint wins.
+        data = {**data, "tracing": {**(tracing or {}), "otlp_endpoint": otlp}}
     return data
 
 

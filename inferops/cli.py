@@ -39,6 +39,14 @@ from ._remediate_cli import remediate_app  # noqa: E402  (after the root app exi
 
 app.add_typer(remediate_app, name="remediate")
 
+from ._incidents_cli import incidents_app  # noqa: E402  (after the root app exists)
+
+app.add_typer(incidents_app, name="incidents")
+
+from ._silences_cli import silences_app  # noqa: E402  (after the root app exists)
+
+app.add_typer(silences_app, name="silences")
+
 ConfigOption = Annotated[
     Path | None,
     typer.Option(
@@ -112,6 +120,22 @@ def fleet_up(
     routing: Annotated[
         str, typer.Option(help="least-outstanding | round-robin | session-affinity")
     ] = "least-outstanding",
+    otlp_endpoint: Annotated[
+        str | None,
+        typer.Option(help="OTLP/HTTP endpoint for the router's and nodes' spans, e.g. "
+                     "http://127.0.0.1:4318 (default: $OTEL_EXPORTER_OTLP_ENDPOINT)."),
+    ] = None,
+    trace_sample_ratio: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Share of new traces sampled.")
+    ] = 1.0,
+    eject_after: Annotated[
+        int, typer.Option(min=0, help="Eject a node after this many consecutive failures "
+                          "(5xx, connect/read errors, first-byte timeouts); 0: off.")
+    ] = 3,
+    first_byte_timeout: Annotated[
+        float, typer.Option(help="Seconds a stream waits for its first byte before the "
+                            "router tries another node.")
+    ] = 10.0,
 ) -> None:
     """Start the router on PORT and NODES node processes on the next ports.
 
@@ -124,9 +148,11 @@ def fleet_up(
         ENV_API_KEYS,
         FleetConfig,
         FleetConfigError,
+        OutlierPolicy,
         generate_api_key,
         load_api_keys,
         parse_api_keys_env,
+        resolve_otlp_endpoint,
         run_fleet,
     )
 
@@ -154,6 +180,10 @@ def fleet_up(
             device=device,
             routing_policy=routing,
             api_keys=keys,
+            otlp_endpoint=resolve_otlp_endpoint(otlp_endpoint, os.environ),
+            trace_sample_ratio=trace_sample_ratio,
+            outlier=OutlierPolicy(consecutive_failures=eject_after,
+                                  first_byte_timeout_s=first_byte_timeout),
         )
     except FleetConfigError as error:
         typer.echo(f"error: {error}", err=True)
@@ -169,17 +199,40 @@ def exporter_gpu(
     gpus: Annotated[int, typer.Option(min=1, help="Simulated GPUs (sim backend).")] = 1,
     gpu_type: Annotated[str, typer.Option(help="Simulated GPU type.")] = "H100-SXM5-80GB",
     poll_interval: Annotated[float, typer.Option(help="Seconds between NVML polls.")] = 1.0,
+    attribution_file: Annotated[
+        Path | None,
+        typer.Option(help='GPU process owners: JSON {"<pid>": {"node": .., "model_name": ..}}.'),
+    ] = None,
+    attribution_url: Annotated[
+        str | None,
+        typer.Option(help="GPU process owners from the fleet router's /sd/targets URL."),
+    ] = None,
 ) -> None:
     """Serve dcgm-exporter-compatible GPU metrics, as dcgm-exporter runs on each GPU node."""
     import socket
 
-    from exporters import select_gpu_backend, serve_gpu_exporter
+    from exporters import (
+        FileAttribution,
+        ProcessAttribution,
+        RegistryAttribution,
+        select_gpu_backend,
+        serve_gpu_exporter,
+    )
 
     _logging(False)
+    if attribution_file is not None and attribution_url is not None:
+        typer.echo("error: give --attribution-file or --attribution-url, not both", err=True)
+        raise typer.Exit(2)
+    attribution: ProcessAttribution | None = None
+    if attribution_file is not None:
+        attribution = FileAttribution(attribution_file)
+    elif attribution_url is not None:
+        attribution = RegistryAttribution(attribution_url)
     hostname = socket.gethostname()
     gpu_backend = select_gpu_backend(backend, gpus=gpus, gpu_type=gpu_type, hostname=hostname)
     handle = serve_gpu_exporter(
-        gpu_backend, host=host, port=port, hostname=hostname, poll_interval_s=poll_interval
+        gpu_backend, host=host, port=port, hostname=hostname, poll_interval_s=poll_interval,
+        attribution=attribution,
     )
     typer.echo(f"GPU exporter ({gpu_backend.name} backend) on http://{host}:{port}/metrics")
     try:
@@ -196,52 +249,40 @@ def run(
     config: ConfigOption = None, verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False
 ) -> None:
     """Run the control plane: scrape, store, evaluate SLOs and alerts, notify, remediate."""
-    from ._control_plane import ControlPlane, scrape_targets
+    from ._control_plane import ControlPlane
+    from ._sources import source_description
 
     _logging(verbose)
     settings = load_settings(config)
     plane = ControlPlane(settings)
     typer.echo(
-        f"Control plane: {len(scrape_targets(settings))} targets, {len(plane.slo_specs)} SLOs, "
-        f"{len(plane.rules)} alert rules, store {settings.store.url.split('@')[-1]}"
+        f"Control plane: {len(plane.current_targets())} targets, {len(plane.slo_specs)} SLOs, "
+        f"{len(plane.rules)} alert rules, store {settings.store.url.split('@')[-1]}, "
+        f"queries from the {source_description(settings)}"
     )
+    api_token: str | None = None
+    if settings.api.enabled:
+        from ._api import server_token
+
+        api_token, generated = server_token(settings)
+        if generated:
+            typer.echo(f"{settings.api.token_env} is not set; generated an API token for this "
+                       f"run (saved for local clients): {api_token}", err=True)
+        typer.echo(f"API on http://{settings.api.host}:{settings.api.port}")
     try:
-        asyncio.run(plane.run())
+        asyncio.run(plane.run(api_token=api_token))
     except KeyboardInterrupt:
         pass
+    except OSError as error:  # the API's port is taken: say which, exit 2
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
     finally:
         plane.close()
 
 
-@app.command()
-def query(
-    expr: Annotated[str, typer.Argument(help="A PromQL expression.")],
-    config: ConfigOption = None,
-    at: Annotated[float | None, typer.Option(help="Unix seconds (default: now).")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-) -> None:
-    """Evaluate PromQL against the store the settings name."""
-    from collectors import SampleStore, StoreSource, open_database
+from ._query_cli import query_command  # noqa: E402  (after the root app exists)
 
-    settings = load_settings(config)
-    source = StoreSource(SampleStore(open_database(settings.store.url)))
-    result = source.query(expr, at if at is not None else time.time())
-    if as_json:
-        typer.echo(
-            json.dumps(
-                [
-                    {"labels": dict(s.labels), "value": s.value, "timestamp": s.timestamp_s}
-                    for s in result
-                ],
-                indent=2,
-            )
-        )
-        return
-    if not result:
-        typer.echo("(empty result)")
-    for sample in result:
-        labels = ", ".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
-        typer.echo(f"{{{labels}}} {sample.value:g}")
+app.command("query")(query_command)
 
 
 @app.command()
@@ -252,9 +293,11 @@ def dashboard(
 ) -> None:
     """Serve the Dash dashboard (read only) from the store."""
     from alerting import AlertStore
-    from collectors import SampleStore, StoreSource, open_database
+    from collectors import SampleStore, open_database
     from dashboards import DashboardData, create_app, serve_dashboard
     from remediation import DecisionLog
+
+    from ._sources import open_metric_source
 
     _logging(False)
     overrides: dict[str, object] = {}
@@ -265,7 +308,9 @@ def dashboard(
     settings = load_settings(config, overrides=overrides)
     database = open_database(settings.store.url)
     data = DashboardData(
-        StoreSource(SampleStore(database)), AlertStore(database), DecisionLog(database)
+        open_metric_source(settings, SampleStore(database)),
+        AlertStore(database),
+        DecisionLog(database),
     )
     application = create_app(data, refresh_s=settings.dashboard.refresh)
     typer.echo(f"Dashboard on http://{settings.dashboard.host}:{settings.dashboard.port}/")
@@ -310,18 +355,21 @@ def slo_status(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Evaluate every configured SLO now: SLI, error budget remaining, burn rates."""
-    from collectors import SampleStore, StoreSource, open_database
+    from collectors import SampleStore, open_database
     from slo import SloEvaluator, format_duration, load_burn_rate_windows, load_slo_specs
 
+    from ._sources import open_metric_source
+
     settings = load_settings(config)
-    source = StoreSource(SampleStore(open_database(settings.store.url)))
+    source = open_metric_source(settings, SampleStore(open_database(settings.store.url)))
     windows = load_burn_rate_windows(settings.burn_rate_windows())
     evaluator = SloEvaluator(source)
     now = time.time()
     rows = [
-        evaluator.evaluate(spec, now, windows)
+        status
         for file in settings.slo.files
         for spec in load_slo_specs(settings.resolve(file))
+        for status in evaluator.evaluate_all(spec, now, windows)  # one per group_by group
     ]
     if as_json:
         typer.echo(
@@ -329,6 +377,7 @@ def slo_status(
                 [
                     {
                         "name": r.name,
+                        **({"group": dict(r.group)} if r.group else {}),
                         "objective": r.objective,
                         "sli": r.sli_value,
                         "budget_remaining": r.error_budget_remaining,
@@ -343,7 +392,10 @@ def slo_status(
     for r in rows:
         burns = " ".join(f"{format_duration(w)}={b:.2f}x" for w, b in sorted(r.burn_rates.items()))
         budget = "n/a" if r.error_budget_remaining is None else f"{r.error_budget_remaining:.1%}"
-        typer.echo(f"{r.name}: objective {r.objective:.3%} budget remaining {budget} {burns}")
+        group = "".join(f" {k}={v}" for k, v in r.group.items())
+        typer.echo(
+            f"{r.name}{group}: objective {r.objective:.3%} budget remaining {budget} {burns}"
+        )
 
 
 def main() -> None:

@@ -21,16 +21,25 @@ from ._exceptions import (
     FleetStartError,
     ReferenceServerError,
     SupervisorError,
+    TracingConfigError,
     UnknownNodeError,
 )
 from ._fleet import run_fleet
 from ._router import DRAIN_MODES, Router
 from ._router_app import create_router_app
+from ._router_outlier import OutlierPolicy
 from ._supervisor import NodeController, NodeSupervisor, node_command
+from ._tracing import (
+    ENV_OTLP_ENDPOINT,
+    TracingConfig,
+    build_tracer_provider,
+    resolve_otlp_endpoint,
+)
 
 __all__ = [
     "DRAIN_MODES",
     "ENV_API_KEYS",
+    "ENV_OTLP_ENDPOINT",
     "ROUTING_POLICIES",
     "ApiKey",
     "CycleError",
@@ -40,15 +49,20 @@ __all__ = [
     "NodeController",
     "NodeSpec",
     "NodeSupervisor",
+    "OutlierPolicy",
     "ReferenceServerError",
     "Router",
     "SupervisorError",
+    "TracingConfig",
+    "TracingConfigError",
     "UnknownNodeError",
+    "build_tracer_provider",
     "create_router_app",
     "generate_api_key",
     "load_api_keys",
     "load_api_keys_file",
     "node_command",
     "parse_api_keys_env",
+    "resolve_otlp_endpoint",
     "run_fleet",
 ]

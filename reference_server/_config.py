@@ -6,7 +6,9 @@ import math
 from dataclasses import dataclass, field
 
 from ._api_keys import ApiKey
-from ._exceptions import FleetConfigError
+from ._exceptions import FleetConfigError, TracingConfigError
+from ._router_outlier import OutlierPolicy
+from ._tracing import TracingConfig
 
 GPU_BACKENDS = ("auto", "sim", "nvml")
 DEVICES = ("auto", "cpu", "cuda")
@@ -56,6 +58,11 @@ class FleetConfig:
     routing_policy: str = LEAST_OUTSTANDING
     model_pools: dict[str, tuple[str, ...]] = field(default_factory=dict)
     api_keys: tuple[ApiKey, ...] = field(default=(), repr=False)
+    outlier: OutlierPolicy = field(default_factory=OutlierPolicy)
+    """Passive outlier ejection and the first-byte timeout of the router."""
+    otlp_endpoint: str | None = None
+    """Where the router and every node export spans (OTLP/HTTP); None: no tracing."""
+    trace_sample_ratio: float = 1.0
 
     def __post_init__(self) -> None:
         if isinstance(self.nodes, bool) or not isinstance(self.nodes, int) or self.nodes < 1:
@@ -102,6 +109,13 @@ class FleetConfig:
                                        f"({', '.join(sorted(names))}); unknown: {unknown}")
         if not all(isinstance(key, ApiKey) for key in self.api_keys):
             raise FleetConfigError("api_keys", "must be ApiKey values")
+        if not isinstance(self.outlier, OutlierPolicy):
+            raise FleetConfigError("outlier", "must be an OutlierPolicy")
+        try:
+            TracingConfig("router", self.otlp_endpoint, self.trace_sample_ratio)
+        except TracingConfigError as error:
+            field_name = "otlp_endpoint" if error.field == "otlp_endpoint" else "trace_sample_ratio"
+            raise FleetConfigError(field_name, error.problem) from None
 
     @property
     def router_url(self) -> str:

@@ -238,6 +238,8 @@ class Engine:
         decoding = [s for s in self._running if s not in admitted]
         device = self.model.device
         for seq, admission in admitted.items():
+            if seq.handle.prefill_started_at_s is None:
+                seq.handle.prefill_started_at_s = time.monotonic()
             self.kv.load_prefix(seq, admission)
             logits = self.model.prefill(prefill_tokens(admission, device), self._cache,
                                         seq.slot, start=admission.match.tokens)
@@ -277,6 +279,7 @@ class Engine:
             seq.slot = self._free_slots.pop()
             if seq.handle.admitted_at_s is None:
                 seq.handle.admitted_at_s = time.monotonic()
+                seq.handle.prefix_hit_blocks = len(admission.match.blocks)
             self._running.append(seq)
             admitted[seq] = admission
         return admitted
@@ -293,6 +296,7 @@ class Engine:
         self._release(seq)
         seq.length = 0
         seq.preemptions += 1
+        seq.handle.preemptions += 1
         self._stats.preemptions += 1
         self._waiting.appendleft(seq)
         logger.info("preempted request %d (KV cache full); it will be recomputed",

@@ -18,6 +18,16 @@ class FleetConfigError(ReferenceServerError, ValueError):
         super().__init__(f"{field}: {problem}")
 
 
+class TracingConfigError(ReferenceServerError, ValueError):
+    """A tracing setting is invalid (an OTLP endpoint that is not a URL, a sample ratio out of
+    [0, 1]); `field` names it."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        self.field = field
+        self.problem = problem
+        super().__init__(f"{field}: {problem}")
+
+
 class FleetStartError(ReferenceServerError):
     """The fleet could not start (a port is taken, every node died while starting)."""
 

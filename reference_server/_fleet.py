@@ -25,6 +25,8 @@ from ._exceptions import FleetStartError
 from ._router import Router
 from ._router_app import create_router_app
 from ._supervisor import NodeCommand, NodeSupervisor
+from ._supervisor import node_command as default_node_command
+from ._tracing import TracingConfig, build_tracer_provider
 
 ROUTER_GRACEFUL_SHUTDOWN_S = 2
 """How long open connections to the router may finish once the fleet is told to stop."""
@@ -85,7 +87,8 @@ def run_fleet(
     try:
         for spec in config.node_specs():
             _check_free(spec)
-        supervisor = NodeSupervisor.for_config(config, command=node_command)
+        supervisor = NodeSupervisor.for_config(
+            config, command=node_command or _traced_node_command(config))
         _quiet_http_client_logs()
         with _StopSignals() as stop:
             stop.supervisor = supervisor
@@ -102,13 +105,18 @@ def run_fleet(
 
 async def _serve(config: FleetConfig, supervisor: NodeSupervisor, sock: socket.socket,
                  stop: _StopSignals, say: Callable[[str], None]) -> None:
-    router = Router.for_config(config, controller=supervisor)
+    provider = build_tracer_provider(TracingConfig(
+        "router", config.otlp_endpoint, config.trace_sample_ratio,
+        resource_attributes={"inferops.model_name": config.model_name}))
+    router = Router.for_config(config, controller=supervisor, tracer_provider=provider)
     server = _Server(uvicorn.Config(
         create_router_app(router), host=config.host, port=config.port, log_level="warning",
         access_log=False, lifespan="on", timeout_graceful_shutdown=ROUTER_GRACEFUL_SHUTDOWN_S,
     ))
     stop.server = server
     if stop.received is not None:
+        if provider is not None:
+            provider.shutdown()
         return
     monitor = asyncio.create_task(_announce(config, router, supervisor, server, say))
     try:
@@ -117,6 +125,8 @@ async def _serve(config: FleetConfig, supervisor: NodeSupervisor, sock: socket.s
         monitor.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await monitor
+        if provider is not None:  # flush the batched spans
+            await asyncio.to_thread(provider.shutdown)
     if not server.started:
         raise FleetStartError(f"the router did not start on {config.router_url}")
 
@@ -153,6 +163,20 @@ async def _announce(config: FleetConfig, router: Router, supervisor: NodeSupervi
     except FleetStartError:
         server.should_exit = True
         raise
+
+
+def _traced_node_command(config: FleetConfig) -> NodeCommand | None:
+    """The default node command plus the fleet's tracing flags (None: no tracing, the
+    supervisor's default command as it is)."""
+    if config.otlp_endpoint is None:
+        return None
+    plain = default_node_command(config)
+    endpoint, ratio = config.otlp_endpoint, str(config.trace_sample_ratio)
+
+    def argv(spec: NodeSpec) -> list[str]:
+        return [*plain(spec), "--otlp-endpoint", endpoint, "--trace-sample-ratio", ratio]
+
+    return argv
 
 
 def _listen(host: str, port: int) -> socket.socket:

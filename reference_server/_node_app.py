@@ -13,13 +13,15 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from opentelemetry.sdk.trace import TracerProvider
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from . import _openai_schema as oai
+from ._metrics_exposition import metrics_response
 from ._node_faults import parse_fault
 from ._node_generate import error_response, fault_gate, handle_generate, record_simple
 from ._node_runtime import Node
+from ._node_tracing import NodeTracing
 from ._profiler import parse_profile_request, run_profile
 
 logger = logging.getLogger("reference_server.node")
@@ -32,9 +34,16 @@ def _exit_now() -> None:
     os._exit(1)
 
 
-def create_node_app(node: Node, *, exit_process: bool = True) -> FastAPI:
+def create_node_app(node: Node, *, exit_process: bool = True,
+                    tracer_provider: TracerProvider | None = None) -> FastAPI:
     """The app serving `node`. Its lifespan starts the engine and closes the node.
-    `exit_process=False` (tests only) makes the crash fault log instead of exiting."""
+    `exit_process=False` (tests only) makes the crash fault log instead of exiting.
+    With a `tracer_provider`, every generation request gets a server span (see
+    `_node_tracing`); the lifespan shuts the provider down last, flushing batched spans
+    before the process exits."""
+    tracing = None if tracer_provider is None else NodeTracing(
+        tracer_provider.get_tracer("reference_server.node"), node_name=node.name,
+        model_name=node.model_name)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -43,6 +52,8 @@ def create_node_app(node: Node, *, exit_process: bool = True) -> FastAPI:
             yield
         finally:
             node.close()
+            if tracer_provider is not None:
+                tracer_provider.shutdown()
             logger.info("%s: stopped", node.name)
 
     app = FastAPI(title=f"InferOps reference node {node.name}", lifespan=lifespan,
@@ -63,11 +74,11 @@ def create_node_app(node: Node, *, exit_process: bool = True) -> FastAPI:
 
     @app.post("/v1/completions")
     async def completions(request: Request) -> Response:
-        return await handle_generate(node, request, chat=False)
+        return await handle_generate(node, request, chat=False, tracing=tracing)
 
     @app.post("/v1/chat/completions")
     async def chat_completions(request: Request) -> Response:
-        return await handle_generate(node, request, chat=True)
+        return await handle_generate(node, request, chat=True, tracing=tracing)
 
     @app.get("/v1/models")
     async def models(request: Request) -> Response:
@@ -88,8 +99,8 @@ def create_node_app(node: Node, *, exit_process: bool = True) -> FastAPI:
         return JSONResponse(body, status_code=status)
 
     @app.get("/metrics")
-    async def metrics() -> Response:
-        return Response(generate_latest(node.registry), media_type=CONTENT_TYPE_LATEST)
+    async def metrics(request: Request) -> Response:
+        return metrics_response(node.registry, request.headers.get("accept"))
 
     # ---- admin ------------------------------------------------------------------------
 

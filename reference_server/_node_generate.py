@@ -22,6 +22,7 @@ from exporters import RequestOutcome
 
 from . import _openai_schema as oai
 from ._node_runtime import Node
+from ._node_tracing import NodeRequestTrace, NodeTracing
 from ._sequence import Delta, RequestHandle, SamplingParams
 
 logger = logging.getLogger("reference_server.node")
@@ -31,11 +32,15 @@ def error_response(error: oai.ApiError) -> JSONResponse:
     return JSONResponse(error.body(), status_code=error.status_code)
 
 
-def record_simple(node: Node, request: Request, status: int, started: float) -> None:
+def record_simple(node: Node, request: Request, status: int, started: float,
+                  trace: NodeRequestTrace | None = None) -> None:
     node.record(RequestOutcome(
         handler=request.url.path, method=request.method, status_code=status,
         e2e_latency_s=time.monotonic() - started,
+        trace_id=None if trace is None else trace.trace_id,
     ))
+    if trace is not None:
+        trace.finish(status)
 
 
 def fault_gate(node: Node) -> None:
@@ -46,8 +51,10 @@ def fault_gate(node: Node) -> None:
         raise oai.ApiError(500, f"the engine is dead: {dead}", type="server_error")
 
 
-async def handle_generate(node: Node, request: Request, *, chat: bool) -> Response:
+async def handle_generate(node: Node, request: Request, *, chat: bool,
+                          tracing: NodeTracing | None = None) -> Response:
     started = time.monotonic()
+    trace = None if tracing is None else tracing.start(request)
     try:
         fault_gate(node)
         data = oai.parse_json_object(await request.body())
@@ -61,14 +68,15 @@ async def handle_generate(node: Node, request: Request, *, chat: bool) -> Respon
             await asyncio.sleep(node.faults.latency_s)
         handle = node.engine.submit(prompt, params)
     except oai.ApiError as error:
-        record_simple(node, request, error.status_code, started)
+        record_simple(node, request, error.status_code, started, trace)
         return error_response(error)
     except Exception:
         logger.exception("%s failed before generation", request.url.path)
-        record_simple(node, request, 500, started)
+        record_simple(node, request, 500, started, trace)
         return error_response(oai.ApiError(500, "internal error", type="server_error"))
     run = _Generation(node, request, handle, started, chat=chat,
-                      include_usage=bool(body.stream_options and body.stream_options.include_usage))
+                      include_usage=bool(body.stream_options and body.stream_options.include_usage),
+                      trace=trace)
     if body.stream:
         return await run.stream()
     return await run.complete()
@@ -119,8 +127,9 @@ def _prepare(
 
 class _Generation:
     def __init__(self, node: Node, request: Request, handle: RequestHandle, started: float, *,
-                 chat: bool, include_usage: bool) -> None:
+                 chat: bool, include_usage: bool, trace: NodeRequestTrace | None = None) -> None:
         self.node = node
+        self.trace = trace
         self.request = request
         self.handle = handle
         self.started = started
@@ -141,7 +150,10 @@ class _Generation:
             generation_tokens=h.completion_tokens,
             finished_reason=finished_reason,
             inter_token_latencies_s=h.inter_token_latencies_s(),
+            trace_id=None if self.trace is None else self.trace.trace_id,
         ))
+        if self.trace is not None:
+            self.trace.finish(status, h)
 
     def _usage(self) -> dict[str, int]:
         return oai.usage(self.handle.prompt_tokens, self.handle.completion_tokens)

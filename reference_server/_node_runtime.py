@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -15,9 +16,11 @@ from prometheus_client import CollectorRegistry
 from exporters import (
     GpuBackend,
     GpuCollector,
+    ProcessOwner,
     RequestMetrics,
     RequestOutcome,
     SimulatedGpuBackend,
+    StaticAttribution,
     select_gpu_backend,
 )
 
@@ -74,7 +77,14 @@ class Node:
         self.gpu = gpu_backend or select_gpu_backend(
             config.gpu_backend, gpus=1, gpu_type=config.gpu_type, hostname=config.name
         )
-        self.gpu_collector = GpuCollector(self.gpu, hostname=config.name)
+        # This process serves the node: its GPU memory is attributed to the node and model.
+        self.gpu_collector = GpuCollector(
+            self.gpu,
+            hostname=config.name,
+            attribution=StaticAttribution(
+                {os.getpid(): ProcessOwner(config.name, config.model_name)}
+            ),
+        )
         self.registry.register(self.gpu_collector)
         self.engine = Engine(
             self.model,

@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 
 import httpx
+from opentelemetry.sdk.trace import TracerProvider
 from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -21,8 +22,10 @@ from ._api_keys import ApiKey
 from ._config import DEFAULT_MODEL_NAME, LEAST_OUTSTANDING, FleetConfig, NodeSpec
 from ._exceptions import CycleError
 from ._gateway_access import Gateway
+from ._router_outlier import OutlierPolicy
 from ._router_pool import HealthChecker, NodePool, PooledNode, check_health
 from ._router_proxy import RequestProxy, openai_error
+from ._router_tracing import ProxyTracing
 from ._supervisor import NodeController
 
 logger = logging.getLogger("reference_server.router")
@@ -54,6 +57,8 @@ class _RouterCollector(Collector):
              lambda n: float(n.in_flight)),
             ("inferops_router_node_weight", "The node's routing weight (0: no new requests).",
              lambda n: n.weight),
+            ("inferops_router_node_ejected", "1 while the router's outlier detection has the "
+             "node ejected (no new requests).", lambda n: float(n.ejected)),
         )
         for name, documentation, value in families:
             family = GaugeMetricFamily(name, documentation, labels=["node"])
@@ -84,10 +89,20 @@ class Router:
         routing_policy: str = LEAST_OUTSTANDING,
         pools: dict[str, list[str]] | None = None,
         api_keys: Sequence[ApiKey] = (),
+        outlier: OutlierPolicy | None = None,
+        tracer_provider: TracerProvider | None = None,
     ) -> None:
         if not admin_token:
             raise ValueError("admin_token must not be empty")
-        self.pool = NodePool(nodes, policy=routing_policy, pools=pools)
+        self.registry = registry if registry is not None else CollectorRegistry()
+        self.ejections = Counter(
+            "inferops_router_ejections", "Nodes ejected by the router's outlier detection, by "
+            "the kind of the failure that ejected them.", ["node", "reason"],
+            registry=self.registry,
+        )
+        self.pool = NodePool(nodes, policy=routing_policy, pools=pools, outlier=outlier,
+                             on_eject=lambda node, reason: self.ejections.labels(
+                                 node=node, reason=reason).inc())
         self.admin_token = admin_token
         self.model_name = model_name
         self.controller = controller
@@ -96,7 +111,6 @@ class Router:
         self.drain_timeout_s = drain_timeout_s
         self.node_start_timeout_s = node_start_timeout_s
         self._timeout = httpx.Timeout(connect_timeout_s, read=read_timeout_s, write=30.0, pool=10.0)
-        self.registry = registry if registry is not None else CollectorRegistry()
         self.metrics = RequestMetrics(self.registry, model_name=model_name)
         self.retries = Counter(
             "inferops_router_retries", "Requests retried on another node, by the node that "
@@ -116,9 +130,13 @@ class Router:
         self._control_client: httpx.AsyncClient | None = None
         self._health_task: asyncio.Task[None] | None = None
         self._proxy: RequestProxy | None = None
+        self._tracing = None if tracer_provider is None else ProxyTracing(
+            tracer_provider.get_tracer("reference_server.router"))
+        """Spans per proxied request (`_router_tracing`); whoever built the provider owns it."""
 
     @classmethod
-    def for_config(cls, config: FleetConfig, *, controller: NodeController | None = None) -> Router:
+    def for_config(cls, config: FleetConfig, *, controller: NodeController | None = None,
+                   tracer_provider: TracerProvider | None = None) -> Router:
         return cls(
             config.node_specs(), admin_token=config.admin_token, model_name=config.model_name,
             controller=controller, health_interval_s=config.health_interval_s,
@@ -126,7 +144,7 @@ class Router:
             node_start_timeout_s=config.node_start_timeout_s,
             routing_policy=config.routing_policy,
             pools={model: list(names) for model, names in config.model_pools.items()},
-            api_keys=config.api_keys,
+            api_keys=config.api_keys, outlier=config.outlier, tracer_provider=tracer_provider,
         )
 
     def __repr__(self) -> str:
@@ -149,7 +167,9 @@ class Router:
         )
         self._proxy = RequestProxy(self.pool, self._proxy_client, model_name=self.model_name,
                                    metrics=self.metrics, retries=self.retries, cut=self.cut,
-                                   gateway=self.gateway)
+                                   gateway=self.gateway, first_byte_timeout_s=(
+                                       self.pool.outlier.policy.first_byte_timeout_s),
+                                   tracing=self._tracing)
         checker = HealthChecker(self.pool, self._control_client,
                                 interval_s=self.health_interval_s, timeout_s=self.health_timeout_s)
         self._health_task = asyncio.create_task(checker.run(), name="router-health")
@@ -169,7 +189,7 @@ class Router:
             "status": "ok" if healthy else "unavailable",
             "healthy_nodes": healthy,
             "nodes": len(self.pool.nodes),
-            "serving_nodes": sum(node.available for node in self.pool.nodes),
+            "serving_nodes": sum(self.pool.routable(node) for node in self.pool.nodes),
         }
         return (200 if healthy else 503), body
 

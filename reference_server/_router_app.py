@@ -15,11 +15,11 @@ from typing import Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 
 from ._exceptions import CycleError, UnknownNodeError
+from ._metrics_exposition import metrics_response
 from ._router import Router
 from ._router_pool import PooledNode
 from ._router_proxy import openai_error
@@ -117,8 +117,22 @@ def create_router_app(router: Router) -> FastAPI:
         return JSONResponse(body, status_code=status)
 
     @app.get("/metrics")
-    async def metrics() -> Response:
-        return Response(generate_latest(router.registry), media_type=CONTENT_TYPE_LATEST)
+    async def metrics(request: Request) -> Response:
+        return metrics_response(router.registry, request.headers.get("accept"))
+
+    @app.get("/sd/targets")
+    async def sd_targets() -> Response:
+        """The node registry as Prometheus http_sd target groups (read only, no secrets)."""
+        pid_of = getattr(router.controller, "pid", None)  # NodeSupervisor knows its children
+        groups = []
+        for node in router.pool.nodes:
+            labels = {"node": node.name, "model_name": router.model_name,
+                      "__meta_inferops_status": node.status}
+            pid = pid_of(node.name) if callable(pid_of) else None
+            if isinstance(pid, int):
+                labels["__meta_inferops_pid"] = str(pid)
+            groups.append({"targets": [node.url.split("://", 1)[1]], "labels": labels})
+        return JSONResponse(groups)
 
     @app.api_route("/v1/{path:path}", methods=["GET", "POST"])
     async def v1(request: Request) -> Response:

@@ -20,6 +20,7 @@ import httpx
 
 from ._config import LEAST_OUTSTANDING, ROUND_ROBIN, ROUTING_POLICIES, SESSION_AFFINITY, NodeSpec
 from ._exceptions import UnknownNodeError
+from ._router_outlier import OutlierDetector, OutlierPolicy, OutlierState
 
 logger = logging.getLogger("reference_server.router")
 
@@ -31,8 +32,10 @@ MAX_WEIGHT = 1000.0
 class PooledNode:
     """One node as the router sees it."""
 
-    def __init__(self, spec: NodeSpec) -> None:
+    def __init__(self, spec: NodeSpec, detector: OutlierDetector | None = None) -> None:
         self.spec = spec
+        self.outlier = OutlierState()
+        self._detector = detector
         self.healthy = False
         self.drained = False
         self.in_flight = 0
@@ -43,6 +46,8 @@ class PooledNode:
         self.idle.set()
         self.cancellers: set[Callable[[], None]] = set()
         """What an immediate drain calls to cut the requests in flight on this node."""
+        self.waiting: set[Callable[[], None]] = set()
+        """What an ejection calls to move the attempts still waiting for a first byte."""
         self.drain_deadline: asyncio.TimerHandle | None = None
 
     @property
@@ -63,9 +68,18 @@ class PooledNode:
     def available(self) -> bool:
         return self.healthy and not self.drained
 
+    @property
+    def ejected(self) -> bool:
+        """Passively ejected by the outlier detector (no new requests until it returns)."""
+        return self._detector is not None and self._detector.ejected(self.outlier)
+
     def as_json(self) -> dict[str, Any]:
+        until = None if self._detector is None else self._detector.until_unix_s(self.outlier)
         return {"name": self.name, "status": self.status, "healthy": self.healthy,
-                "in_flight": self.in_flight, "url": self.url, "weight": self.weight}
+                "in_flight": self.in_flight, "url": self.url, "weight": self.weight,
+                "ejected_until_s": until,
+                "consecutive_failures": self.outlier.failures,
+                "ejections": self.outlier.ejections}
 
 
 class NodePool:
@@ -77,10 +91,14 @@ class NodePool:
     - round-robin: smooth weighted round robin (nginx's);
     - session-affinity: weighted rendezvous hashing of the session key, so a session keeps
       its node (and its prefix cache) and only the sessions of a node that becomes
-      unavailable move; requests without a session key go least-outstanding."""
+      unavailable move; requests without a session key go least-outstanding.
+    A node the outlier detector ejected is not eligible until it returns."""
 
     def __init__(self, specs: Sequence[NodeSpec], *, policy: str = LEAST_OUTSTANDING,
-                 pools: Mapping[str, Sequence[str]] | None = None) -> None:
+                 pools: Mapping[str, Sequence[str]] | None = None,
+                 outlier: OutlierPolicy | None = None,
+                 on_eject: Callable[[str, str], None] = lambda _node, _reason: None,
+                 clock: Callable[[], float] | None = None) -> None:
         if not specs:
             raise ValueError("a router needs at least one node")
         names = [spec.name for spec in specs]
@@ -90,7 +108,11 @@ class NodePool:
             raise ValueError(f"routing policy must be one of {', '.join(ROUTING_POLICIES)}, "
                              f"got {policy!r}")
         self.policy = policy
-        self.nodes: tuple[PooledNode, ...] = tuple(PooledNode(spec) for spec in specs)
+        self.outlier = OutlierDetector(outlier if outlier is not None else OutlierPolicy(),
+                                       groups=self._ejection_groups, on_eject=on_eject,
+                                       **({} if clock is None else {"clock": clock}))
+        self.nodes: tuple[PooledNode, ...] = tuple(PooledNode(spec, self.outlier)
+                                                   for spec in specs)
         self._by_name = {node.name: node for node in self.nodes}
         self._next = 0
         self._smooth: dict[str, float] = dict.fromkeys(names, 0.0)
@@ -100,6 +122,31 @@ class NodePool:
             if unknown or not members:
                 raise ValueError(f"pool of model {model!r}: unknown or no nodes: {unknown}")
             self.pools[model] = frozenset(members)
+
+    def _ejection_groups(self, name: str) -> list[Sequence[PooledNode]]:
+        """The fleet, and every model pool `name` belongs to (max_ejection_percent of each)."""
+        return [self.nodes, *([n for n in self.nodes if n.name in members]
+                              for members in self.pools.values() if name in members)]
+
+    def routable(self, node: PooledNode) -> bool:
+        """Healthy, undrained and not ejected: may get new requests (weight allowing)."""
+        return node.available and not node.ejected
+
+    def succeeded(self, node: PooledNode) -> None:
+        """A relayed answer that was not a server failure: the failure streak ends."""
+        self.outlier.success(node.outlier)
+
+    def failed(self, node: PooledNode, reason: str) -> bool:
+        """A failed attempt (5xx, connect, read, first-byte timeout); True if it ejected
+        the node, in which case the requests still waiting for its first byte are cut
+        (and retried elsewhere, as nothing reached their clients yet)."""
+        if not self.outlier.failure(node, reason):
+            return False
+        waiting = list(node.waiting)
+        node.waiting.clear()
+        for cancel in waiting:
+            cancel()
+        return True
 
     @property
     def names(self) -> list[str]:
@@ -140,7 +187,7 @@ class NodePool:
     def _eligible(node: PooledNode, exclude: Collection[str],
                   pool: frozenset[str] | None) -> bool:
         return (node.available and node.weight > 0 and node.name not in exclude
-                and (pool is None or node.name in pool))
+                and (pool is None or node.name in pool) and not node.ejected)
 
     def _smooth_round_robin(self, exclude: Collection[str],
                             pool: frozenset[str] | None) -> PooledNode | None:
@@ -276,6 +323,7 @@ class HealthChecker:
         while True:
             started = loop.time()
             try:
+                self._pool.outlier.expire(node.name, node.outlier)
                 await self.check(node)
             except Exception:  # never let one odd answer stop the checks
                 logger.exception("health check of %s failed unexpectedly", node.name)

@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 import anyio
@@ -37,6 +37,7 @@ from ._gateway_access import (
     with_usage_requested,
 )
 from ._router_pool import NodePool, PooledNode
+from ._router_tracing import ProxyTracing, RouterAttemptTrace, RouterRequestTrace
 
 logger = logging.getLogger("reference_server.router")
 
@@ -52,6 +53,8 @@ _HOP_BY_HOP = frozenset({
 })
 _NOT_RELAYED = _HOP_BY_HOP | {"date", "server"}
 _HANDLERS = frozenset({"/v1/completions", "/v1/chat/completions", "/v1/models"})
+_CUT_BY_THE_ROUTER = frozenset({"drained", "ejected"})
+"""Failed attempts that say nothing about the node's health (the outlier detector skips them)."""
 
 
 def openai_error(status_code: int, message: str, error_type: str, *,
@@ -86,15 +89,19 @@ class _Client:
 
     key: ApiKey | None = None
     strip_usage: bool = False  # the usage chunk was asked for by the gateway, not the client
+    trace: RouterRequestTrace | None = None  # its spans, when the router traces
 
 
 class RequestProxy:
     def __init__(
         self, pool: NodePool, client: httpx.AsyncClient, *, model_name: str,
         metrics: RequestMetrics, retries: Counter, cut: Counter,
-        gateway: Gateway | None = None,
+        gateway: Gateway | None = None, first_byte_timeout_s: float = 10.0,
+        tracing: ProxyTracing | None = None,
     ) -> None:
         self._pool = pool
+        self._tracing = tracing
+        self._first_byte_timeout_s = first_byte_timeout_s
         self._client = client
         self._model_name = model_name
         self._metrics = metrics
@@ -105,12 +112,13 @@ class RequestProxy:
     async def handle(self, request: Request) -> Response:
         started = time.perf_counter()
         handler = request.url.path if request.url.path in _HANDLERS else "/v1/{path}"
-        who = _Client()
+        who = _Client(trace=None if self._tracing is None
+                      else self._tracing.start(request, handler))
         hop = _HOP_BY_HOP
         if self._gateway is not None:
             checked = self._gateway.check(request.headers.get("authorization"))
             if not isinstance(checked, ApiKey):
-                self._record(handler, request.method, checked.status_code, started)
+                self._record(handler, request.method, checked.status_code, started, who=who)
                 return checked
             who.key = checked
             hop = _HOP_BY_HOP | {"authorization"}  # a client's key is not the node's business
@@ -129,6 +137,8 @@ class RequestProxy:
         except BaseException:
             if who.key is not None and self._gateway is not None:
                 self._gateway.record(who.key, CLIENT_CLOSED)
+            if who.trace is not None:
+                who.trace.finish(CLIENT_CLOSED)
             raise
 
     async def _relay(
@@ -136,7 +146,7 @@ class RequestProxy:
         headers: list[tuple[str, str]], body: bytes, started: float,
     ) -> Response:
         attempts = asyncio.ensure_future(
-            self._attempts(request.method, target, headers, body, facts))
+            self._attempts(request.method, target, headers, body, facts, who.trace))
         gone = asyncio.ensure_future(_client_gone(request))
         try:
             await asyncio.wait({attempts, gone}, return_when=asyncio.FIRST_COMPLETED)
@@ -175,7 +185,7 @@ class RequestProxy:
 
     async def _attempts(
         self, method: str, target: str, headers: list[tuple[str, str]], body: bytes,
-        facts: RequestFacts,
+        facts: RequestFacts, trace: RouterRequestTrace | None = None,
     ) -> Response | _Streamed | list[_Failure] | None:
         failures: list[_Failure] = []
         for attempt in range(2):
@@ -188,9 +198,18 @@ class RequestProxy:
                 self._retries.labels(node=first.node.name, reason=first.reason).inc()
                 logger.debug("retrying %s %s on %s: %s %s", method, target, node.name,
                             first.node.name, first.detail)
-            outcome = await self._try(node, method, target, headers, body)
+            sent, tried = headers, None
+            if trace is not None:  # this attempt's traceparent, on a copy of the headers
+                sent = [*headers]
+                tried = trace.attempt(node.name, method, node.url + target, facts.model, sent)
+            outcome = await self._try(node, method, target, sent, body, facts.stream)
+            if tried is not None:
+                _traced(tried, outcome)
             if not isinstance(outcome, _Failure):
+                self._pool.succeeded(node)
                 return outcome
+            if outcome.reason not in _CUT_BY_THE_ROUTER:
+                self._pool.failed(node, outcome.reason)
             failures.append(outcome)
         for failure in reversed(failures):  # a 5xx answer beats "no node"
             if failure.answer is not None:
@@ -199,60 +218,74 @@ class RequestProxy:
 
     async def _try(
         self, node: PooledNode, method: str, target: str,
-        headers: list[tuple[str, str]], body: bytes,
+        headers: list[tuple[str, str]], body: bytes, stream: bool = False,
     ) -> Response | _Streamed | _Failure:
+        """One attempt on `node`. A stream must send its first byte within the first-byte
+        timeout; an ejection of the node moves the attempt (still before any byte)."""
         self._pool.acquire(node)
         handed_over = False
         response: httpx.Response | None = None
         task = asyncio.current_task()
-        cut = False
+        cut: str | None = None  # why the router itself cancelled this attempt
 
-        def cancel() -> None:
-            nonlocal cut
-            cut = True
-            if task is not None:
-                task.cancel()
+        def cancel_for(why: str) -> Callable[[], None]:
+            def cancel() -> None:
+                nonlocal cut
+                cut = why
+                if task is not None:
+                    task.cancel()
+            return cancel
 
+        cancel, move = cancel_for("drained"), cancel_for("ejected")
         node.cancellers.add(cancel)
+        node.waiting.add(move)
         try:
-            request = self._client.build_request(method, node.url + target, headers=headers,
-                                                 content=body)
-            try:
-                response = await self._client.send(request, stream=True)
-            except httpx.TimeoutException as error:
-                connect = isinstance(error, httpx.ConnectTimeout)
-                if connect:
+            async with asyncio.timeout(self._first_byte_timeout_s if stream else None):
+                request = self._client.build_request(method, node.url + target, headers=headers,
+                                                     content=body)
+                try:
+                    response = await self._client.send(request, stream=True)
+                except httpx.TimeoutException as error:
+                    connect = isinstance(error, httpx.ConnectTimeout)
+                    if connect:
+                        self._pool.set_health(node, False, f"proxied request: {_describe(error)}")
+                    return _Failure(node, "connect" if connect else "timeout", _describe(error))
+                except httpx.TransportError as error:
+                    connect = isinstance(error, httpx.ConnectError)
                     self._pool.set_health(node, False, f"proxied request: {_describe(error)}")
-                return _Failure(node, "connect" if connect else "timeout", _describe(error))
-            except httpx.TransportError as error:
-                connect = isinstance(error, httpx.ConnectError)
-                self._pool.set_health(node, False, f"proxied request: {_describe(error)}")
-                return _Failure(node, "connect" if connect else "read", _describe(error))
-            relayed = _relay_headers(response, node)
-            try:
-                if response.status_code >= 500:
+                    return _Failure(node, "connect" if connect else "read", _describe(error))
+                relayed = _relay_headers(response, node)
+                try:
+                    if response.status_code >= 500:
+                        content = b"".join([chunk async for chunk in response.aiter_raw()])
+                        answer = Response(content, status_code=response.status_code,
+                                          headers=relayed)
+                        return _Failure(node, "5xx", f"answered {response.status_code}", answer)
+                    if response.headers.get("content-type", "").startswith("text/event-stream"):
+                        chunks = response.aiter_raw()
+                        first = await anext(chunks, b"")
+                        handed_over = True
+                        return _Streamed(node, response, chunks, first)
                     content = b"".join([chunk async for chunk in response.aiter_raw()])
-                    answer = Response(content, status_code=response.status_code, headers=relayed)
-                    return _Failure(node, "5xx", f"answered {response.status_code}", answer)
-                if response.headers.get("content-type", "").startswith("text/event-stream"):
-                    chunks = response.aiter_raw()
-                    first = await anext(chunks, b"")
-                    handed_over = True
-                    return _Streamed(node, response, chunks, first)
-                content = b"".join([chunk async for chunk in response.aiter_raw()])
-                return Response(content, status_code=response.status_code, headers=relayed)
-            except httpx.TimeoutException as error:
-                return _Failure(node, "timeout", _describe(error))
-            except httpx.TransportError as error:
-                return _Failure(node, "read", _describe(error))
+                    return Response(content, status_code=response.status_code, headers=relayed)
+                except httpx.TimeoutException as error:
+                    return _Failure(node, "timeout", _describe(error))
+                except httpx.TransportError as error:
+                    return _Failure(node, "read", _describe(error))
+        except TimeoutError:
+            return _Failure(node, "first_byte_timeout",
+                            f"no first byte within {self._first_byte_timeout_s:g} s")
         except asyncio.CancelledError:
-            if not cut or task is None:
+            if cut is None or task is None:
                 raise
-            task.uncancel()  # an immediate drain, before any byte: another node may answer
+            task.uncancel()  # an immediate drain or an ejection, before any byte: another
+            if cut == "ejected":  # node may answer
+                return _Failure(node, "ejected", "ejected while waiting for its first byte")
             self._cut.labels(node=node.name, what="retried").inc()
             return _Failure(node, "drained", "drained immediately")
         finally:
             node.cancellers.discard(cancel)
+            node.waiting.discard(move)
             if not handed_over:
                 if response is not None:
                     with anyio.CancelScope(shield=True):
@@ -275,7 +308,10 @@ class RequestProxy:
             handler=handler, method=method, status_code=status,
             e2e_latency_s=time.perf_counter() - started if generation and status < 400 else None,
             time_to_first_token_s=ttft_s,
+            trace_id=None if who is None or who.trace is None else who.trace.trace_id,
         ))
+        if who is not None and who.trace is not None:
+            who.trace.finish(status)
 
 
 class _RelayResponse(StreamingResponse):
@@ -315,6 +351,7 @@ class _RelayResponse(StreamingResponse):
                 yield chunk
         except httpx.HTTPError as error:
             self._broken = _describe(error)
+            self._proxy._pool.failed(self._streamed.node, "read")
             logger.warning("%s broke a stream after bytes were relayed (%s); not retried",
                            self._streamed.node.name, self._broken)
             return
@@ -373,6 +410,16 @@ class _RelayResponse(StreamingResponse):
                 gateway.meter(self._who.key, self._usage)
             self._proxy._record(self._handler, self._method, status, self._started,
                                 self._ttft_s, who=self._who)
+
+
+def _traced(tried: RouterAttemptTrace, outcome: Response | _Streamed | _Failure) -> None:
+    if isinstance(outcome, _Failure):
+        tried.failed(outcome.reason, outcome.detail,
+                     None if outcome.answer is None else outcome.answer.status_code)
+    elif isinstance(outcome, _Streamed):
+        tried.answered(outcome.response.status_code, streaming=True)
+    else:
+        tried.answered(outcome.status_code, streaming=False)
 
 
 async def _client_gone(request: Request) -> None:

@@ -54,7 +54,8 @@ class Delta:
 class RequestHandle:
     """The asyncio side of one request: iterate it for `Delta`s; `cancel()` frees it in the
     engine. Timings are `time.monotonic()` seconds, written by the engine thread before the
-    delta that reveals them is delivered."""
+    delta that reveals them is delivered (plain attribute writes: tracing builds its spans from
+    them after the request, so the engine's step loop never calls OpenTelemetry)."""
 
     _ids = itertools.count()
 
@@ -66,6 +67,11 @@ class RequestHandle:
         self.params = params
         self.submitted_at_s = time.monotonic()
         self.admitted_at_s: float | None = None
+        self.prefill_started_at_s: float | None = None
+        """When the engine began this request's first prefill (after its queue wait)."""
+        self.prefix_hit_blocks = 0
+        """KV-cache blocks its first admission reused from the prefix cache."""
+        self.preemptions = 0
         self.token_times_s: list[float] = []
         self.finish_reason: str | None = None
         self._queue: asyncio.Queue[Delta] = asyncio.Queue()

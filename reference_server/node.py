@@ -54,6 +54,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--profile-dir", default=None,
                         help="where POST /admin/profile saves Chrome traces "
                         "(default: a new temporary directory)")
+    tracing = parser.add_argument_group("tracing (OpenTelemetry)")
+    tracing.add_argument("--otlp-endpoint", default=None,
+                         help="OTLP/HTTP endpoint to export spans to, e.g. http://127.0.0.1:4318 "
+                         "(default: $OTEL_EXPORTER_OTLP_ENDPOINT; neither: no tracing)")
+    tracing.add_argument("--trace-sample-ratio", type=float, default=1.0,
+                         help="share of new traces sampled (a caller's decision is followed)")
     parser.add_argument("--log-level", default="info", choices=("debug", "info", "warning"))
     return parser
 
@@ -66,6 +72,8 @@ def _check_sizes(parser: argparse.ArgumentParser, args: argparse.Namespace) -> N
             parser.error(f"--{flag.replace('_', '-')} must be positive, got {getattr(args, flag)}")
     if args.d_model % args.n_heads:
         parser.error(f"--d-model ({args.d_model}) must be divisible by --n-heads ({args.n_heads})")
+    if not 0.0 <= args.trace_sample_ratio <= 1.0:
+        parser.error(f"--trace-sample-ratio must be in [0, 1], got {args.trace_sample_ratio}")
     if not args.stall_timeout > 0:
         parser.error(f"--stall-timeout must be positive, got {args.stall_timeout}")
     if args.kv_cache_tokens // args.block_size * args.block_size < args.context_len:
@@ -96,6 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ._model import ModelConfig
     from ._node_app import create_node_app
     from ._node_runtime import Node, NodeConfig
+    from ._tracing import TracingConfig, build_tracer_provider, resolve_otlp_endpoint
 
     torch.set_num_threads(max(1, args.torch_threads))
     try:
@@ -114,14 +123,24 @@ def main(argv: Sequence[str] | None = None) -> int:
             gpu_backend=args.gpu_backend,
             gpu_type=args.gpu_type,
         )
+        tracing = TracingConfig(
+            service_name=args.name,
+            otlp_endpoint=resolve_otlp_endpoint(args.otlp_endpoint, os.environ),
+            sample_ratio=args.trace_sample_ratio,
+            resource_attributes={"inferops.model_name": args.model_name},
+        )
         node = Node(config, admin_token=token.strip())
     except (ValueError, GpuBackendUnavailable) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    logger.info("%s; serving on http://%s:%d", node.describe(), args.host, args.port)
+    provider = build_tracer_provider(tracing)
+    logger.info("%s; serving on http://%s:%d%s", node.describe(), args.host, args.port,
+                "" if tracing.otlp_endpoint is None
+                else f"; exporting spans to {tracing.otlp_endpoint}")
     # uvicorn stops gracefully on SIGINT/SIGTERM (the engine and GPU backend are closed by the
     # app's lifespan), then re-raises the signal: the exit status says what stopped the node.
-    uvicorn.run(create_node_app(node), host=args.host, port=args.port, log_level="warning")
+    uvicorn.run(create_node_app(node, tracer_provider=provider), host=args.host,
+                port=args.port, log_level="warning")
     return 0
 
 

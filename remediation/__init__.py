@@ -1,33 +1,69 @@
-"""Act on the fleet — drain, undrain, cycle — guarded and accountable.
+"""Act on the fleet — drain, undrain, cycle, reroute, profile — guarded and accountable.
 
-Alerts (or a person) ask; a policy maps alerts to actions; guards (disruption budget,
-cooldown, unknown node) decide; the driver acts; the fleet's own view verifies; and every
-decision, taken or refused, is stored with its reason.
+Alerts (or a person) ask; a policy maps alerts to ordered steps; guards (kill switch,
+circuit breaker, flapping and stale evidence, cooldown, disruption budget, capacity, rate
+limit) decide; the driver acts; the fleet's own view and the alert's condition verify; and
+every decision, taken, refused, pending approval or rolled back, is stored with its reason
+and grouped into incidents.
 """
 
+from ._api import create_remediation_router, decision_json, incident_json
 from ._decision_log import Decision, DecisionLog, Outcome
+from ._diagnosis import OpRegression, ProfileOp, ProfileTable, diff_profiles
 from ._driver import FleetDriver, NodeState, NodeStatus
 from ._engine import RemediationEngine
-from ._exceptions import FleetDriverError, PolicyError, RemediationError, UnknownNodeError
-from ._policy import PolicyRule, RemediationPolicy
+from ._engine_steps import Notice, NotifyHook
+from ._exceptions import (
+    DecisionNotFound,
+    FleetDriverError,
+    NotPendingApproval,
+    PolicyError,
+    RemediationError,
+    UnknownNodeError,
+)
+from ._fleet_guards import GuardLimits
+from ._incidents import Incident, IncidentLog
+from ._kubernetes_driver import KubernetesFleetDriver
+from ._policy import ACTIONS, MODES, PolicyRule, PolicyStep, RemediationPolicy
 from ._policy_file import load_remediation_policy, parse_remediation_policy
 from ._reference_driver import ReferenceFleetDriver
+from ._switches import BreakerState, KillSwitch
 
 __all__ = [
+    "ACTIONS",
+    "MODES",
+    "BreakerState",
     "Decision",
     "DecisionLog",
+    "DecisionNotFound",
     "FleetDriver",
     "FleetDriverError",
+    "GuardLimits",
+    "Incident",
+    "IncidentLog",
+    "KillSwitch",
+    "KubernetesFleetDriver",
     "NodeState",
     "NodeStatus",
+    "NotPendingApproval",
+    "Notice",
+    "NotifyHook",
+    "OpRegression",
     "Outcome",
     "PolicyError",
     "PolicyRule",
+    "PolicyStep",
+    "ProfileOp",
+    "ProfileTable",
     "ReferenceFleetDriver",
     "RemediationEngine",
     "RemediationError",
     "RemediationPolicy",
     "UnknownNodeError",
+    "create_remediation_router",
+    "decision_json",
+    "diff_profiles",
+    "incident_json",
     "load_remediation_policy",
     "parse_remediation_policy",
 ]

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from ._diagnosis import ProfileTable
 
 
 class NodeStatus(enum.StrEnum):
@@ -25,7 +28,7 @@ class NodeState:
 
 @runtime_checkable
 class FleetDriver(Protocol):
-    """Implementations: the reference fleet's router admin API; later Kubernetes."""
+    """Implementations: the reference fleet's router admin API; Kubernetes."""
 
     def nodes(self) -> list[NodeState]: ...
 
@@ -34,3 +37,11 @@ class FleetDriver(Protocol):
     def undrain(self, node: str) -> None: ...
 
     def cycle(self, node: str) -> None: ...
+
+    def set_weight(self, node: str, weight: float) -> None:
+        """The `reroute` action: the node's routing weight in its pool (0: no new traffic)."""
+        ...
+
+    def profile(self, node: str, seconds: float) -> ProfileTable:
+        """A kernel profile of `seconds` of the node's serving (the `profile` action)."""
+        ...

@@ -37,3 +37,22 @@ class PolicyError(RemediationError):
 def unknown_node_message(node: str, known: Sequence[str]) -> str:
     """The same sentence the reference router answers a 404 with."""
     return f"unknown node {node!r}; known: {', '.join(known) or '(none)'}"
+
+
+class DecisionNotFound(RemediationError):
+    """No decision has this id; the API answers 404, the CLI exits 2."""
+
+    def __init__(self, decision_id: int) -> None:
+        self.decision_id = decision_id
+        super().__init__(f"no remediation decision with id {decision_id}")
+
+
+class NotPendingApproval(RemediationError):
+    """Approve or deny of a decision that is not waiting for approval; the API answers 409."""
+
+    def __init__(self, decision_id: int, outcome: str) -> None:
+        self.decision_id = decision_id
+        self.outcome = outcome
+        super().__init__(
+            f"decision {decision_id} is not pending approval (its outcome is {outcome})"
+        )

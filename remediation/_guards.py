@@ -18,8 +18,9 @@ COOLDOWN = "cooldown"
 UNKNOWN_NODE = "unknown-node"
 ALERT_WITHOUT_NODE = "alert-without-node"
 
-_GERUND = {"drain": "draining", "undrain": "undraining", "cycle": "cycling"}
-_DISRUPTIVE = ("drain", "cycle")
+_GERUND = {"drain": "draining", "undrain": "undraining", "cycle": "cycling",
+           "reroute": "rerouting"}
+_DISRUPTIVE = ("drain", "cycle", "reroute")
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,11 +13,19 @@ import yaml
 from yaml.constructor import SafeConstructor
 
 from ._exceptions import PolicyError
-from ._policy import ACTIONS, PolicyRule, RemediationPolicy
+from ._policy import (
+    ACTIONS,
+    MODES,
+    STEP_KINDS,
+    STEP_PARAMS,
+    PolicyRule,
+    PolicyStep,
+    RemediationPolicy,
+)
 
 VERSION = "inferops/v1"
 _TOP_FIELDS = ("version", "policies")
-_RULE_FIELDS = ("name", "match", "match_re", "action", "node_label", "dry_run")
+_RULE_FIELDS = ("name", "match", "match_re", "action", "steps", "mode", "node_label", "dry_run")
 _STR_TAG = "tag:yaml.org,2002:str"
 _NULL_TAG = "tag:yaml.org,2002:null"
 _BOOL_TAG = "tag:yaml.org,2002:bool"
@@ -97,18 +105,33 @@ class _PolicyReader:
                 node, path, "expected a mapping with name, action and match or match_re"
             )
         fields = self._mapping(node, path, _RULE_FIELDS)
-        for required in ("name", "action"):
-            if required not in fields:
-                raise self._error(node, f"{path}.{required}", "missing")
+        if "name" not in fields:
+            raise self._error(node, f"{path}.name", "missing")
+        if "action" not in fields and "steps" not in fields:
+            raise self._error(node, f"{path}.action", "missing (give action or steps)")
+        if "action" in fields and "steps" in fields:
+            raise self._error(fields["steps"], f"{path}.steps",
+                              "give either action (one step) or steps, not both")
         name = self._string(fields["name"], f"{path}.name")
         if not name:
             raise self._error(fields["name"], f"{path}.name", "must not be empty")
-        action = self._string(fields["action"], f"{path}.action")
-        if action not in ACTIONS:
-            raise self._error(
-                fields["action"], f"{path}.action",
-                f"unknown action {action!r}; expected one of: {', '.join(ACTIONS)}",
-            )
+        action = ""
+        steps: tuple[PolicyStep, ...] = ()
+        if "action" in fields:
+            action = self._string(fields["action"], f"{path}.action")
+            if action not in ACTIONS:
+                raise self._error(
+                    fields["action"], f"{path}.action",
+                    f"unknown action {action!r}; expected one of: {', '.join(ACTIONS)}",
+                )
+        else:
+            steps = self._steps(fields["steps"], f"{path}.steps")
+        mode = "auto"
+        if "mode" in fields:
+            mode = self._string(fields["mode"], f"{path}.mode")
+            if mode not in MODES:
+                raise self._error(fields["mode"], f"{path}.mode",
+                                  f"unknown mode {mode!r}; expected one of: {', '.join(MODES)}")
         match = self._labels(fields.get("match"), f"{path}.match", regex=False)
         match_re = self._labels(fields.get("match_re"), f"{path}.match_re", regex=True)
         if not match and not match_re:
@@ -127,11 +150,52 @@ class _PolicyReader:
         dry_run = False
         if "dry_run" in fields:
             dry_run = self._bool(fields["dry_run"], f"{path}.dry_run")
+        if dry_run and mode not in ("auto", "dry-run"):
+            raise self._error(fields["dry_run"], f"{path}.dry_run",
+                              f"dry_run: true contradicts mode: {mode}")
         rule = PolicyRule(
             name=name, match=match, match_re=match_re, action=action,
-            node_label=node_label, dry_run=dry_run,
+            node_label=node_label, dry_run=dry_run, steps=steps, mode=mode,
         )
         return rule, fields["name"]
+
+    def _steps(self, node: yaml.Node, path: str) -> tuple[PolicyStep, ...]:
+        """`[drain, {reroute: {weight: 0}}, {notify: {message: ...}}]`: a step is its kind,
+        or a one-key mapping of its kind to its parameters."""
+        if not isinstance(node, yaml.SequenceNode) or not node.value:
+            raise self._error(node, path, "expected a non-empty list of steps")
+        steps: list[PolicyStep] = []
+        for index, item in enumerate(node.value):
+            where = f"{path}[{index}]"
+            params: dict[str, str] = {}
+            if isinstance(item, yaml.MappingNode) and len(item.value) == 1:
+                key, value = item.value[0]
+                kind = str(key.value)
+                where_params = f"{where}.{kind}"
+                if kind in STEP_PARAMS and not STEP_PARAMS[kind]:
+                    raise self._error(value, where_params, f"{kind} takes no parameters")
+                if kind in STEP_PARAMS:
+                    given = self._mapping(value, where_params, STEP_PARAMS[kind])
+                    for name, param in given.items():
+                        if not isinstance(param, yaml.ScalarNode) or param.tag == _NULL_TAG:
+                            raise self._error(param, f"{where_params}.{name}",
+                                              f"expected a value, got {_shown(param)}")
+                        params[name] = str(param.value)
+            elif isinstance(item, yaml.ScalarNode) and item.tag == _STR_TAG:
+                kind = str(item.value)
+            else:
+                raise self._error(item, where,
+                                  "expected a step name or a mapping of one step to its parameters")
+            if kind not in STEP_KINDS:
+                raise self._error(
+                    item, where,
+                    f"unknown step {kind!r}; expected one of: {', '.join(STEP_KINDS)}",
+                )
+            try:
+                steps.append(PolicyStep(kind, params))
+            except ValueError as error:
+                raise self._error(item, where, str(error)) from None
+        return tuple(steps)
 
     def _mapping(
         self, node: yaml.Node, path: str, allowed: tuple[str, ...]

@@ -9,9 +9,12 @@ from urllib.parse import quote
 
 import httpx
 
+from ._diagnosis import ProfileTable, profile_table
 from ._driver import NodeState, NodeStatus
 from ._exceptions import FleetDriverError, UnknownNodeError
 
+PROFILE_EVERY_STEPS = 2
+PROFILE_GRACE_S = 120.0
 _KNOWN = re.compile(r"^unknown node .*; known: (?P<names>.*)$")
 """The router's 404 sentence for a node it does not know (`unknown_node_message`)."""
 
@@ -70,18 +73,36 @@ class ReferenceFleetDriver:
     def cycle(self, node: str) -> None:
         self._node_action(node, "cycle", self._cycle_timeout_s)
 
-    def _node_action(self, node: str, action: str, timeout_s: float) -> None:
+    def set_weight(self, node: str, weight: float) -> None:
+        """`POST /admin/nodes/{node}/weight` {"weight": w}: 0 sends the node no new traffic."""
+        self._node_action(node, "weight", self._timeout_s, {"weight": weight})
+
+    def profile(self, node: str, seconds: float) -> ProfileTable:
+        """`POST /admin/nodes/{node}/profile` {"seconds": s}, sampling one step in
+        `PROFILE_EVERY_STEPS` (cheaper on a serving node, and the shares stay comparable);
+        waits the profile out, plus `PROFILE_GRACE_S` to summarise it on a busy node."""
+        path = f"/admin/nodes/{quote(node, safe='')}/profile"
+        body = self._call(
+            "POST", path, node=node, timeout_s=seconds + PROFILE_GRACE_S,
+            json_body={"seconds": seconds, "top": 50, "every_steps": PROFILE_EVERY_STEPS},
+        )
+        return profile_table(node, body)
+
+    def _node_action(self, node: str, action: str, timeout_s: float,
+                     json_body: Mapping[str, Any] | None = None) -> None:
         path = f"/admin/nodes/{quote(node, safe='')}/{action}"
-        body = self._call("POST", path, node=node, timeout_s=timeout_s)
+        body = self._call("POST", path, node=node, timeout_s=timeout_s, json_body=json_body)
         self._node_state(body.get("node"), f"POST {path}")
 
     def _call(
-        self, method: str, path: str, *, node: str | None = None, timeout_s: float | None = None
+        self, method: str, path: str, *, node: str | None = None, timeout_s: float | None = None,
+        json_body: Mapping[str, Any] | None = None,
     ) -> Mapping[str, Any]:
         what = f"{method} {path}"
         timeout = self._timeout_s if timeout_s is None else timeout_s
         try:
-            response = self._client.request(method, path, timeout=timeout)
+            response = self._client.request(method, path, timeout=timeout,
+                                            json=None if json_body is None else dict(json_body))
         except httpx.TimeoutException:
             raise FleetDriverError(
                 f"the fleet router at {self._url} did not answer {what} within {timeout:g} s"

@@ -12,30 +12,39 @@ from ._durations import parse_duration
 from ._evaluator import SloEvaluator, SloStatus
 from ._exceptions import SloError, SloSpecError
 from ._prometheus_rules import generate_rules, render_rules_yaml
+from ._rollups import EventRollups, minute_increases
 from ._rule_file import load_alerting_rules
 from ._rules import AlertingRule, RecordingRule, RuleGroup, format_duration
-from ._spec import LatencySli, RatioSli, SloSpec
+from ._spec import LatencySli, RatioSli, Sli, SloSpec
 from ._spec_loader import load_slo_specs, parse_slo_specs
+from ._timeslice_sli import CostSli, PercentileSli, ThresholdSli, ThroughputSli
 from ._windows import BurnRateWindow, load_burn_rate_windows
 
 __all__ = [
     "AlertingRule",
     "BurnRateWindow",
+    "CostSli",
+    "EventRollups",
     "LatencySli",
+    "PercentileSli",
     "RatioSli",
     "RecordingRule",
     "RuleGroup",
+    "Sli",
     "SloError",
     "SloEvaluator",
     "SloSpec",
     "SloSpecError",
     "SloStatus",
+    "ThresholdSli",
+    "ThroughputSli",
     "burn_rate_alert_rules",
     "format_duration",
     "generate_rules",
     "load_alerting_rules",
     "load_burn_rate_windows",
     "load_slo_specs",
+    "minute_increases",
     "parse_duration",
     "parse_slo_specs",
     "render_rules_yaml",

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from ._rules import AlertingRule, format_duration
-from ._sli_queries import error_ratio_expr
+from ._sli_queries import window_error_ratio_expr, window_events_expr
 from ._spec import SloSpec
 from ._windows import BurnRateWindow
 
@@ -51,11 +51,17 @@ def multi_window_expr(
     legs = []
     for window in windows:
         threshold = burn_threshold(spec, window)
+        enough = ""
+        if spec.min_events > 0:  # low traffic: too few events to mean anything yet
+            events = window_events_expr(spec, window.long_window_s)
+            on = f"on({', '.join(spec.group_by)})"
+            enough = f"  and {on}\n  {events} >= {number(spec.min_events)}\n"
         legs.append(
             "(\n"
             f"  {ratio_over(window.long_window_s)} > {threshold}\n"
             "  and\n"
             f"  {ratio_over(window.short_window_s)} > {threshold}\n"
+            f"{enough}"
             ")"
         )
     return "\nor\n".join(legs)
@@ -85,7 +91,7 @@ def burn_rate_alert_rules(spec: SloSpec, windows: Sequence[BurnRateWindow]) -> l
     """Self-contained rules (the error ratios inline, no recording rules) for the native engine."""
 
     def ratio_over(window_s: float) -> str:
-        return f"({error_ratio_expr(spec.sli, window_s)})"
+        return f"({window_error_ratio_expr(spec, window_s)})"
 
     return [
         AlertingRule(

@@ -95,6 +95,8 @@ def selector(metric: str, matchers: list[str]) -> str:
     return f"{metric}{{{','.join(matchers)}}}" if matchers else metric
 
 
-def rate_sum(vector_selector: str, window_s: float) -> str:
-    """`sum(rate(SELECTOR[w]))`: events per second over `window_s`, all series together."""
-    return f"sum(rate({vector_selector.strip()}[{format_duration(window_s)}]))"
+def rate_sum(vector_selector: str, window_s: float, by: tuple[str, ...] = ()) -> str:
+    """`sum(rate(SELECTOR[w]))`: events per second over `window_s`, all series together (or
+    per value of the `by` labels)."""
+    grouping = f" by ({', '.join(by)}) " if by else ""
+    return f"sum{grouping}(rate({vector_selector.strip()}[{format_duration(window_s)}]))"

@@ -9,6 +9,13 @@ from dataclasses import dataclass, field
 
 from ._exceptions import SloSpecError
 from ._promql import check_label_selector, check_vector_selector, is_metric_name
+from ._timeslice_sli import (
+    CostSli,
+    PercentileSli,
+    ThresholdSli,
+    ThroughputSli,
+    validate_timeslice,
+)
 
 DEFAULT_WINDOW_S = 30 * 86_400.0
 
@@ -20,34 +27,53 @@ RESERVED_LABELS = ("alertname", "severity", "slo")
 
 @dataclass(frozen=True, slots=True)
 class RatioSli:
-    """Bad events over all events, both PromQL vector selectors of counters."""
+    """Bad events over all events, PromQL vector selectors of counters. `good` instead of
+    `bad` (bad left empty) counts the good events, as OpenSLO's ratioMetric may."""
 
     bad: str
     total: str
+    good: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class LatencySli:
     """Events slower than `threshold_s` in a Prometheus histogram (base name, no `_bucket`).
 
-    `threshold_s` must be one of the histogram's bucket bounds: the good events are read
-    from the bucket `le="<threshold>"` as written by Prometheus clients (2.5 -> "2.5"),
-    with no interpolation between buckets.
+    Without `buckets`, `threshold_s` must be one of the histogram's bucket bounds: the good
+    events are read from the bucket `le="<threshold>"` as Prometheus clients write it
+    (2.5 -> "2.5"). With `buckets` (the histogram's finite bounds) a threshold between two
+    bounds is interpolated linearly between their counts, as `histogram_quantile` does
+    (below the first bound, from 0); see docs/slo.md for how exact that is.
     """
 
     histogram: str
     threshold_s: float
     selector: str = ""
+    buckets: tuple[float, ...] = ()
+
+
+Sli = RatioSli | LatencySli | PercentileSli | ThroughputSli | CostSli | ThresholdSli
 
 
 @dataclass(frozen=True, slots=True)
 class SloSpec:
+    """One SLO. `min_events` (0: off) keeps its burn-rate alerts quiet while the long window
+    of a pair holds fewer events (requests; slices for the per-slice SLI kinds), so one error
+    in a handful of requests does not page."""
+
     name: str
     objective: float
-    sli: RatioSli | LatencySli
+    sli: Sli
     window_s: float = DEFAULT_WINDOW_S
     description: str = ""
     labels: Mapping[str, str] = field(default_factory=dict)
+    min_events: float = 0.0
+    calendar: str = ""
+    group_by: tuple[str, ...] = ()
+    """One SLO per value of these labels (`[model_name]`): one status, one ratio series and
+    one alert per group. Ratio and latency SLIs only."""
+    """"month": the budget is over the calendar month so far (resetting on the 1st, 00:00
+    UTC) in the native evaluator; Prometheus rules, which have no calendar, use `window_s`."""
 
     def validate(self) -> None:
         """Raise `SloSpecError` naming the first wrong field (as the YAML spells it)."""
@@ -81,14 +107,37 @@ class SloSpec:
                     f"is set by the generated rules ({', '.join(RESERVED_LABELS)} are reserved)",
                     field=f"labels.{name}",
                 )
+        if self.calendar not in ("", "month"):
+            raise SloSpecError(
+                f"must be month (or left out for a rolling window), got {self.calendar!r}",
+                field="calendar",
+            )
+        if not (math.isfinite(self.min_events) and self.min_events >= 0):
+            raise SloSpecError(
+                f"must be zero or more events, got {self.min_events:.15g}", field="min_events"
+            )
+        for name in self.group_by:
+            if _LABEL_NAME.fullmatch(name) is None or name in (*RESERVED_LABELS, "le"):
+                raise SloSpecError(
+                    f"must be label names other than {', '.join(RESERVED_LABELS)} and le, "
+                    f"got {name!r}",
+                    field="group_by",
+                )
+        if self.group_by and not isinstance(self.sli, RatioSli | LatencySli):
+            raise SloSpecError("is supported for ratio and latency SLIs only", field="group_by")
         if isinstance(self.sli, RatioSli):
             _validate_ratio(self.sli)
-        else:
+        elif isinstance(self.sli, LatencySli):
             _validate_latency(self.sli)
+        else:
+            validate_timeslice(self.sli)
 
 
 def _validate_ratio(sli: RatioSli) -> None:
-    for name, text in (("bad", sli.bad), ("total", sli.total)):
+    if bool(sli.bad) == bool(sli.good):
+        raise SloSpecError("must count exactly one of bad or good events", field="sli.ratio")
+    counted = ("good", sli.good) if sli.good else ("bad", sli.bad)
+    for name, text in (counted, ("total", sli.total)):
         problem = check_vector_selector(text)
         if problem is not None:
             raise SloSpecError(problem, field=f"sli.ratio.{name}")
@@ -115,3 +164,16 @@ def _validate_latency(sli: LatencySli) -> None:
     problem = check_label_selector(sli.selector)
     if problem is not None:
         raise SloSpecError(problem, field="sli.latency.selector")
+    bounds = list(sli.buckets)
+    if any(not (math.isfinite(b) and b > 0) for b in bounds) or bounds != sorted(set(bounds)):
+        raise SloSpecError(
+            "must be the histogram's finite bucket bounds, above zero, increasing, got "
+            f"{', '.join(f'{b:g}' for b in bounds)}",
+            field="sli.latency.buckets",
+        )
+    if bounds and sli.threshold_s > bounds[-1]:
+        raise SloSpecError(
+            f"must be at most the last finite bucket bound {bounds[-1]:g}s (nothing to "
+            f"interpolate towards +Inf), got {sli.threshold_s:g}s",
+            field="sli.latency.threshold",
+        )

@@ -8,8 +8,12 @@ The native form::
         description: Requests through the gateway that do not fail with a server error.
         objective: 0.99                    # a ratio in (0, 1): 99% -> 0.99
         window: 30d                        # rolling SLO window (Prometheus duration), default 30d
+        # calendar: month                  # instead: the calendar month so far (UTC, natively)
+        # min_events: 20                   # no burn-rate alert while the long window has fewer
+        # group_by: [model_name]           # one SLO per model: statuses, ratios and alerts
         labels: {team: inference}          # optional, copied onto every generated rule
-        sli:                               # exactly one of `ratio` or `latency`
+        sli:                               # one of ratio, latency, percentile, throughput, cost
+                                           # (docs/slo.md; slo/_sli_loader.py)
           ratio:                           # error ratio = rate(bad) / rate(total)
             bad: http_requests_total{job="router",status="5xx"}
             total: http_requests_total{job="router"}
@@ -18,7 +22,8 @@ The native form::
         sli:
           latency:                         # 1 - rate(bucket le=threshold) / rate(count)
             histogram: vllm:e2e_request_latency_seconds   # base name, without _bucket
-            threshold: 2.5s                # a duration or seconds; must be a bucket bound
+            threshold: 2.5s                # a duration or seconds; a bucket bound, or give
+            # buckets: [0.5, 1, 2.5, 5]    # the bounds to interpolate between them
             selector: '{job="router"}'     # optional label matchers
 
 Every error names the file, the line and the field:
@@ -32,7 +37,9 @@ from pathlib import Path
 import yaml
 
 from ._exceptions import SloSpecError
-from ._spec import DEFAULT_WINDOW_S, LatencySli, RatioSli, SloSpec
+from ._openslo import is_openslo, parse_openslo
+from ._sli_loader import read_sli
+from ._spec import DEFAULT_WINDOW_S, SloSpec
 from ._yaml_fields import FieldPath, YamlFields
 
 SPEC_VERSION = "inferops/v1"
@@ -50,6 +57,14 @@ def load_slo_specs(path: str | Path) -> list[SloSpec]:
 
 
 def parse_slo_specs(text: str, *, filename: str = "<string>") -> list[SloSpec]:
+    """The native form, or OpenSLO v1 documents (see `slo._openslo`) when the first
+    document has an `apiVersion`."""
+    try:
+        documents = [doc for doc in yaml.compose_all(text, Loader=yaml.SafeLoader) if doc]
+    except yaml.YAMLError:
+        documents = []  # YamlFields reports it with its line
+    if documents and is_openslo(documents[0]):
+        return parse_openslo(documents, filename)
     fields = YamlFields(text, filename)
     top = fields.mapping(fields.root, (), required=("version", "slos"))
     version = fields.string(top["version"], ("version",))
@@ -93,12 +108,12 @@ def _read_spec(fields: YamlFields, node: yaml.Node, path: FieldPath) -> SloSpec:
         node,
         path,
         required=("name", "objective", "sli"),
-        optional=("description", "window", "labels"),
+        optional=("description", "window", "labels", "min_events", "calendar", "group_by"),
     )
     return SloSpec(
         name=fields.string(values["name"], (*path, "name")),
         objective=fields.number(values["objective"], (*path, "objective")),
-        sli=_read_sli(fields, values["sli"], (*path, "sli")),
+        sli=read_sli(fields, values["sli"], (*path, "sli")),
         window_s=(
             fields.duration(values["window"], (*path, "window"))
             if "window" in values
@@ -112,33 +127,20 @@ def _read_spec(fields: YamlFields, node: yaml.Node, path: FieldPath) -> SloSpec:
         labels=(
             fields.string_map(values["labels"], (*path, "labels")) if "labels" in values else {}
         ),
-    )
-
-
-def _read_sli(fields: YamlFields, node: yaml.Node, path: FieldPath) -> RatioSli | LatencySli:
-    kinds = fields.mapping(node, path, optional=("ratio", "latency"))
-    if len(kinds) != 1:
-        found = " and ".join(kinds) if kinds else "neither"
-        raise fields.error(node, path, f"must have exactly one of ratio or latency, got {found}")
-    if "ratio" in kinds:
-        ratio_path = (*path, "ratio")
-        ratio = fields.mapping(kinds["ratio"], ratio_path, required=("bad", "total"))
-        return RatioSli(
-            bad=fields.string(ratio["bad"], (*ratio_path, "bad")),
-            total=fields.string(ratio["total"], (*ratio_path, "total")),
-        )
-    latency_path = (*path, "latency")
-    latency = fields.mapping(
-        kinds["latency"], latency_path, required=("histogram", "threshold"), optional=("selector",)
-    )
-    return LatencySli(
-        histogram=fields.string(latency["histogram"], (*latency_path, "histogram")),
-        threshold_s=fields.duration(
-            latency["threshold"], (*latency_path, "threshold"), seconds_allowed=True
+        min_events=(
+            fields.number(values["min_events"], (*path, "min_events"))
+            if "min_events" in values
+            else 0.0
         ),
-        selector=(
-            fields.string(latency["selector"], (*latency_path, "selector"))
-            if "selector" in latency
-            else ""
+        calendar=(
+            fields.string(values["calendar"], (*path, "calendar")) if "calendar" in values else ""
+        ),
+        group_by=tuple(
+            fields.string(label, (*path, "group_by", index))
+            for index, label in enumerate(
+                fields.sequence(values["group_by"], (*path, "group_by"))
+                if "group_by" in values
+                else []
+            )
         ),
     )

@@ -61,6 +61,14 @@ class YamlFields:
             raise SloSpecError("the file is empty", filename=filename, line=1)
         self.root: yaml.Node = root
 
+    @classmethod
+    def of_document(cls, root: yaml.Node, filename: str) -> YamlFields:
+        """One document of a multi-document file, already composed (lines stay the file's)."""
+        fields = cls.__new__(cls)
+        fields.filename = filename
+        fields.root = root
+        return fields
+
     def error(self, node: yaml.Node, path: FieldPath, reason: str) -> SloSpecError:
         """The error at `node`; a mapping or list is reported on the line of its key."""
         if isinstance(node, yaml.CollectionNode):

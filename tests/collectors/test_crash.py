@@ -21,14 +21,22 @@ REPO = Path(__file__).resolve().parents[2]
 SERIES = 2000
 T0 = 1_767_000_000.0
 
+# Raw samples live in two tables: the head (where appends land) and the main table.
+ALL_SAMPLES = (
+    "(SELECT timestamp_s FROM metric_samples UNION ALL SELECT timestamp_s FROM metric_samples_head)"
+)
+
+# The head is merged into the main table every third batch, so kills also hit merges.
 WRITER = f"""
 import sys
+import collectors._store
 from collectors import SampleStore, ScrapedSample, open_database
 
+collectors._store.HEAD_MERGE_ROWS = 3 * {SERIES}
 engine = open_database(sys.argv[1])
 store = SampleStore(engine)
 with engine.connect() as connection:
-    last = connection.exec_driver_sql("SELECT max(timestamp_s) FROM metric_samples").scalar()
+    last = connection.exec_driver_sql("SELECT max(timestamp_s) FROM {ALL_SAMPLES}").scalar()
 batch = 0 if last is None else int(last - {T0}) + 1
 while True:
     store.append(
@@ -83,7 +91,7 @@ def test_sigkill_mid_write_loses_at_most_the_batch_in_flight(tmp_path: Path) -> 
             assert connection.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
             per_batch = dict(
                 connection.exec_driver_sql(
-                    "SELECT CAST(timestamp_s - ? AS INTEGER), count(*) FROM metric_samples"
+                    f"SELECT CAST(timestamp_s - ? AS INTEGER), count(*) FROM {ALL_SAMPLES}"
                     " GROUP BY timestamp_s ORDER BY timestamp_s",
                     (T0,),
                 ).all()

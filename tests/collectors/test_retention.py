@@ -131,17 +131,18 @@ def test_rate_and_increase_over_rollups_keep_prometheus_extrapolation(store: Sam
     assert source.query("increase(tokens_total[10m])", at)[0].value == pytest.approx(600.0)
     assert raw_answers == [pytest.approx(600.0)]
     assert source.query("rate(tokens_total[2m])", at)[0].value == pytest.approx(1.0)
-    # A range query over windows of roll-ups (up to 2 h, where raw samples begin) and of
-    # raw samples (from 2 h + 5 m) sees one steady rate.
+    # A range query over windows of roll-ups (up to 2 h, where raw samples begin), of both
+    # and of raw samples (from 2 h + 5 m) sees one steady rate: the counter grows 1/s. At
+    # 2 h 1 m the window (6960, 7260] holds 4 roll-ups (7005..7185 s, 60 s apart) and 5 raw
+    # samples (7200..7260 s, 15 s apart): the 45 s before 7005 are within 1.1 x the roll-ups'
+    # spacing, so the increase 7260 - 7005 = 255 extrapolates to the window's start: 300.
     series = source.query_range("rate(tokens_total[5m])", T0 + 100 * 60, T0 + 140 * 60, 60)
     rates = dict(zip(series[0].timestamps_s, series[0].values, strict=True))
-    steady = [T0 + m * 60 for m in (*range(100, 121), *range(125, 141))]
-    assert [rates[t] for t in steady] == [pytest.approx(1.0)] * len(steady)
-    # The known artefact, in the windows that hold both: at 2 h 1 m the window has 4
-    # roll-ups (7005..7185 s) and 5 raw samples (7200..7260 s); their average interval
-    # (31.875 s) makes Prometheus's extrapolation stop 15.9 s short of the window's start,
-    # 45 s before the first sample, as Prometheus itself would on such data.
-    assert rates[T0 + 121 * 60] == pytest.approx((255 + 31.875 / 2) / 300)
+    assert sorted(rates) == [T0 + m * 60 for m in range(100, 141)]
+    assert list(rates.values()) == [pytest.approx(1.0, rel=1e-12)] * 41
+    assert source.query("increase(tokens_total[5m])", T0 + 121 * 60)[0].value == pytest.approx(
+        300.0, rel=1e-12
+    )
     # Before compaction there were 40 raw samples in those 10 minutes; now 10 roll-ups.
     assert source.query("count_over_time(tokens_total[10m])", T0 + 2.5 * HOUR)[0].value == 40.0
 
@@ -186,3 +187,29 @@ def test_retention_settings_must_make_sense(
 def test_the_schema_has_the_rollup_and_retention_tables(store: SampleStore) -> None:
     names = set(sa.inspect(store.engine).get_table_names())
     assert {"metric_rollups", "metric_retention"} <= names
+
+
+def test_a_6h_rate_across_the_rollup_boundary_reads_the_exact_rate(store: SampleStore) -> None:
+    counter_store(store, 8)  # 1/s, every 15 s, for 8 h
+    Retention(store, raw_s=2 * HOUR, rollup_s=35 * 86400).compact(T0 + 8 * HOUR)
+    source = StoreSource(store, cache_samples=0)
+    # (1 h, 7 h]: roll-ups at 3645, 3705, ... 21585 s (300, each a minute's last sample),
+    # raw samples at 21600, 21615, ... 25200 s (241). The first is 45 s after the window's
+    # start, within 1.1 x 60 s: extrapolated to it, the increase is 25200 - 3600 = 21600.
+    # (Prometheus's single average, 21555 s / 540 = 39.9 s, would stop 19.96 s short of the
+    # start: 0.12 % low.)
+    at = T0 + 7 * HOUR
+    assert source.query("count_over_time(tokens_total[6h])", at)[0].value == 541.0
+    assert source.query("increase(tokens_total[6h])", at)[0].value == pytest.approx(
+        21600.0, rel=1e-12
+    )
+    assert source.query("rate(tokens_total[6h])", at)[0].value == pytest.approx(1.0, rel=1e-12)
+    # Windows of one resolution are Prometheus's own arithmetic: all roll-ups (2 h, 4 h] ...
+    assert source.query("increase(tokens_total[2h])", T0 + 4 * HOUR)[0].value == pytest.approx(
+        7200.0, rel=1e-12
+    )
+    # ... and, with an irregular start, the threshold still applies: a window whose first
+    # roll-up is 59 s after its start keeps the whole 59 s (under 66 s).
+    assert source.query(
+        "increase(tokens_total[10m])", T0 + 3 * HOUR - 14
+    )[0].value == pytest.approx(600.0, rel=1e-12)

@@ -225,6 +225,7 @@ def test_a_broken_database_is_a_store_error(store: SampleStore, database: sa.Eng
     store.append([sample("g", 1.0, 1.0, job="a")])
     with database.begin() as connection:
         connection.exec_driver_sql("DROP TABLE metric_samples")
+        connection.exec_driver_sql("DROP TABLE metric_samples_head")
     with pytest.raises(StoreError, match="cannot write 1 samples"):
         store.append([sample("g", 1.0, 2.0, job="a")])
     with pytest.raises(StoreError, match="cannot read samples"):

@@ -89,6 +89,8 @@ def engine(postgres_url: str) -> Iterator[sa.Engine]:
             "metric_writes",
             "metric_rollups",
             "metric_retention",
+            "metric_samples_head",
+            "metric_exemplars",
             "inferops_sample_store_version",
         ):
             connection.exec_driver_sql(f"DROP TABLE IF EXISTS {table}")

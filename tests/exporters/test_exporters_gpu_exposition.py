@@ -179,9 +179,10 @@ def test_eight_simulated_gpus_export_at_least_forty_series_each() -> None:
             if "gpu" in sample.labels:
                 per_gpu[sample.labels["gpu"]] = per_gpu.get(sample.labels["gpu"], 0) + 1
     assert sorted(per_gpu) == [str(i) for i in range(8)]
-    # 43 DCGM families + inferops_gpu_health on an H100 (+ XID counters where XIDs happened)
-    assert per_gpu["0"] == len(FIELDS) + 1 == 44
-    assert per_gpu["3"] == 44 + 2 and per_gpu["5"] == 44 + 1
+    # 43 DCGM families + inferops_gpu_health + the node process's memory on an H100
+    # (+ XID counters where XIDs happened)
+    assert per_gpu["0"] == len(FIELDS) + 2 == 45
+    assert per_gpu["3"] == 45 + 2 and per_gpu["5"] == 45 + 1
 
 
 def test_the_one_off_function_and_the_object_agree() -> None:

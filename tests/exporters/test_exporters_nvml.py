@@ -149,6 +149,13 @@ class FakeNvml:
                 "pcie", lambda h, counter: 1000 if counter == pynvml.NVML_PCIE_UTIL_TX_BYTES
                 else 4000),  # KB/s
             "nvmlDeviceGetFieldValues": field("field_values", self._field_values),
+            # GPU 0: a serving node (two contexts of one pid) and a process NVML cannot size
+            "nvmlDeviceGetComputeRunningProcesses": field(
+                "processes", lambda h: [
+                    SimpleNamespace(pid=4242, usedGpuMemory=50000 * mib),
+                    SimpleNamespace(pid=777, usedGpuMemory=None),
+                    SimpleNamespace(pid=4242, usedGpuMemory=9000 * mib),
+                ] if h == 0 else []),
         }
         for name, fn in patches.items():
             monkeypatch.setattr(pynvml, name, fn)

@@ -159,18 +159,19 @@ def test_query_json_answers_promql_over_the_store(tmp_path: Path) -> None:
             'http_requests_total{status="5xx"}',
             "--config",
             str(settings),
-            "--at",
+            "--time",
             "1000060",
             "--json",
         ],
     )
     assert result.exit_code == 0, result.output
-    assert (
-        result.stdout
-        == json.dumps(
-            [
+    assert json.loads(result.stdout) == {
+        "status": "success",
+        "data": {
+            "resultType": "vector",
+            "result": [
                 {
-                    "labels": {
+                    "metric": {
                         "__name__": "http_requests_total",
                         "handler": "/v1/completions",
                         "instance": "127.0.0.1:18000",
@@ -178,14 +179,11 @@ def test_query_json_answers_promql_over_the_store(tmp_path: Path) -> None:
                         "method": "POST",
                         "status": "5xx",
                     },
-                    "value": 6.0,
-                    "timestamp": 1000060.0,
+                    "value": [1000060, "6"],
                 }
             ],
-            indent=2,
-        )
-        + "\n"
-    )
+        },
+    }
     assert json.loads(
         runner.invoke(
             app,
@@ -199,17 +197,17 @@ def test_query_json_answers_promql_over_the_store(tmp_path: Path) -> None:
                 "--json",
             ],
         ).stdout
-    ) == [
-        {"labels": {"status": "2xx"}, "value": 594.0, "timestamp": 1000060.0},
-        {"labels": {"status": "5xx"}, "value": 6.0, "timestamp": 1000060.0},
+    )["data"]["result"] == [
+        {"metric": {"status": "2xx"}, "value": [1000060, "594"]},
+        {"metric": {"status": "5xx"}, "value": [1000060, "6"]},
     ]
     text = runner.invoke(
         app,
         ["query", 'sum(http_requests_total{status="5xx"})', "-c", str(settings), "--at", "1000060"],
     )
-    assert text.stdout == "{} 6\n"
+    assert text.stdout == "{} => 6 @[1000060]\n"
     empty = runner.invoke(app, ["query", "no_such_metric", "-c", str(settings), "--at", "1000060"])
-    assert empty.stdout == "(empty result)\n"
+    assert (empty.exit_code, empty.stdout, empty.stderr) == (0, "", "(empty result)\n")
 
 
 def test_slo_status_json_over_the_store(tmp_path: Path) -> None:

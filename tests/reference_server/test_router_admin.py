@@ -23,7 +23,8 @@ from _router_support import (
 
 from remediation import FleetDriverError, NodeStatus, ReferenceFleetDriver, UnknownNodeError
 
-NODE_KEYS = {"name", "status", "healthy", "in_flight", "url", "weight"}
+NODE_KEYS = {"name", "status", "healthy", "in_flight", "url", "weight", "ejected_until_s",
+             "consecutive_failures", "ejections"}
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +74,8 @@ def test_admin_nodes_lists_every_node_in_the_contract_shape(fleet: Any) -> None:
     for node, entry in zip(nodes, listed, strict=True):
         assert set(entry) == NODE_KEYS
         assert entry == {"name": node.spec.name, "status": "serving", "healthy": True,
-                         "in_flight": 0, "url": node.url, "weight": 1.0}
+                         "in_flight": 0, "url": node.url, "weight": 1.0, "ejected_until_s": None,
+                         "consecutive_failures": 0, "ejections": 0}
 
 
 @pytest.mark.parametrize(("method", "action"), [
@@ -103,7 +105,8 @@ def test_a_drained_node_finishes_its_streams_and_gets_no_new_requests(fleet: Any
         assert drained.status_code == 200
         assert drained.json() == {"node": {"name": node, "status": "draining", "healthy": True,
                                            "in_flight": 1, "url": server.nodes()[node]["url"],
-                                           "weight": 1.0}}
+                                           "weight": 1.0, "ejected_until_s": None,
+                                           "consecutive_failures": 0, "ejections": 0}}
         others = {client.post(f"{server.url}/v1/completions", json=completion())
                   .headers["x-inferops-node"] for _ in range(6)}
         assert node not in others

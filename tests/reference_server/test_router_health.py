@@ -27,7 +27,8 @@ def test_a_dead_node_is_down_within_two_intervals_and_gets_no_traffic() -> None:
         assert time.monotonic() - killed <= 2 * INTERVAL_S + 0.3
         assert server.nodes()["node-1"] == {
             "name": "node-1", "status": "down", "healthy": False, "in_flight": 0,
-            "url": nodes[1].url, "weight": 1.0,
+            "url": nodes[1].url, "weight": 1.0, "ejected_until_s": None,
+            "consecutive_failures": 0, "ejections": 0,
         }
         answers = [httpx.post(f"{server.url}/v1/completions", json=completion())
                    for _ in range(5)]

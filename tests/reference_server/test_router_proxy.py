@@ -27,10 +27,13 @@ from _router_support import (
     wait_until,
 )
 
+from reference_server import OutlierPolicy
+
 
 @pytest.fixture(scope="module")
 def pair() -> Iterator[tuple[RouterServer, list[StandinNode]]]:
-    with standin_nodes(2) as nodes, RouterServer(router_for(nodes)) as server:
+    no_ejection = OutlierPolicy(consecutive_failures=0)  # these tests count every retry
+    with standin_nodes(2) as nodes, RouterServer(router_for(nodes, outlier=no_ejection)) as server:
         wait_until(lambda: all(n["healthy"] for n in server.nodes().values()), 10, "2 healthy")
         yield server, nodes
 

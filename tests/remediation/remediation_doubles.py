@@ -24,6 +24,7 @@ from remediation import (
     FleetDriverError,
     NodeState,
     NodeStatus,
+    ProfileTable,
     UnknownNodeError,
 )
 
@@ -65,6 +66,9 @@ class InMemoryFleet:
         initial = states if states is not None else [serving(name) for name in NODE_NAMES]
         self.states: dict[str, NodeState] = {state.name: state for state in initial}
         self.calls: list[tuple[str, str]] = []
+        self.weights: dict[str, float] = {}
+        self.profiles: dict[str, ProfileTable] = {}
+        """What `profile` answers, per node (a test sets it)."""
 
     def nodes(self) -> list[NodeState]:
         return list(self.states.values())
@@ -77,6 +81,18 @@ class InMemoryFleet:
 
     def cycle(self, node: str) -> None:
         self._act("cycle", node, NodeStatus.SERVING, healthy=True)
+
+    def set_weight(self, node: str, weight: float) -> None:
+        self.calls.append((f"weight={weight:g}", node))
+        if node not in self.states:
+            raise UnknownNodeError(node, list(self.states))
+        self.weights[node] = weight
+
+    def profile(self, node: str, seconds: float) -> ProfileTable:
+        self.calls.append(("profile", node))
+        if node not in self.profiles:
+            raise FleetDriverError(f"no profile of {node} in this test fleet")
+        return self.profiles[node]
 
     def status(self, node: str) -> str:
         return str(self.states[node].status)

@@ -53,9 +53,8 @@ def test_finishing_a_started_decision_updates_outcome_reason_and_end(log: Decisi
     assert log.get(started.id) == finished
 
 
-def test_an_unknown_decision_id_is_a_key_error(log: DecisionLog) -> None:
-    with pytest.raises(KeyError, match="no remediation decision with id 99"):
-        log.get(99)
+def test_an_unknown_decision_id_reads_as_none_and_cannot_be_finished(log: DecisionLog) -> None:
+    assert log.get(99) is None
     with pytest.raises(KeyError, match="no remediation decision with id 99"):
         log.finish(99, Outcome.SUCCEEDED, "r", 1.0)
 

@@ -4,6 +4,7 @@ people in, guarded and verified actions out, every decision stored with its reas
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -25,6 +26,7 @@ from remediation import (
     Decision,
     DecisionLog,
     FleetDriver,
+    GuardLimits,
     NodeState,
     Outcome,
     PolicyRule,
@@ -45,7 +47,15 @@ def engine_over(
 ) -> RemediationEngine:
     options.setdefault("verify_timeout_s", 1.0)
     options.setdefault("cooldown_s", 300.0)
+    # These tests are about the node guards; the fleet-wide ones are told to stand aside.
+    options.setdefault("limits", GuardLimits(max_unavailable="100%", breaker_max_share=1.0))
     return RemediationEngine(fleet, log, options.pop("policy", POLICY), clock=clock, **options)
+
+
+def bare(decisions: list[Decision]) -> list[Decision]:
+    """Decisions without the alert evidence and incident they carry (tested on their own in
+    test_remediation_incidents.py), so these tests read as the decisions a person sees."""
+    return [replace(decision, evidence="", incident_id=None) for decision in decisions]
 
 
 def decided(
@@ -176,9 +186,9 @@ def test_a_notification_turns_firing_alerts_into_guarded_decisions(
     fleet = InMemoryFleet(states)
     engine = engine_over(fleet, log, clock)
 
-    assert engine.handle_notification(body) == decisions
+    assert bare(engine.handle_notification(body)) == decisions
     assert [fleet.status(name) for name in ("node-0", "node-1", "node-2")] == statuses
-    assert engine.history() == decisions[::-1]
+    assert bare(engine.history()) == decisions[::-1]
 
 
 def test_the_recorded_alertmanager_body_is_read_as_is(log: DecisionLog, clock: SetClock) -> None:
@@ -191,7 +201,7 @@ def test_the_recorded_alertmanager_body_is_read_as_is(log: DecisionLog, clock: S
     fleet = InMemoryFleet([serving("test"), serving("node-1")])
     engine = engine_over(fleet, log, clock, policy=policy)
 
-    assert engine.handle_notification(webhook(alert("AlwaysFiring", severity="test"))) == [
+    assert bare(engine.handle_notification(webhook(alert("AlwaysFiring", severity="test")))) == [
         decided("drain", "test", Outcome.SUCCEEDED,
                 "alert AlwaysFiring fired for test (policy always): test is now drained",
                 actor="policy:always", alertname="AlwaysFiring")
@@ -206,7 +216,7 @@ def test_a_policy_rule_in_dry_run_decides_but_does_not_act(
     )
     engine = engine_over(fleet, log, clock, policy=policy)
 
-    assert engine.handle_notification(webhook(alert("NodeDown", node="node-0"))) == [
+    assert bare(engine.handle_notification(webhook(alert("NodeDown", node="node-0")))) == [
         decided("cycle", "node-0", Outcome.DRY_RUN,
                 "alert NodeDown fired for node-0 (policy watch): dry run: would cycle node-0 "
                 "(now serving, healthy); every guard passed",
@@ -360,7 +370,8 @@ def test_an_unknown_action_is_an_error_and_not_recorded(
 ) -> None:
     with pytest.raises(RemediationError) as raised:
         engine_over(fleet, log, clock).execute("reboot", "node-1", actor="a", reason="r")
-    assert str(raised.value) == "unknown action 'reboot'; expected one of: drain, undrain, cycle"
+    assert str(raised.value) == (
+        "unknown action 'reboot'; expected one of: drain, undrain, cycle, reroute, profile")
     assert log.recent() == []
 
 
@@ -427,8 +438,10 @@ def test_a_cycle_the_fleet_never_shows_names_what_it_waited_for(
     assert (decision.outcome, decision.reason) == (
         Outcome.FAILED,
         "manual cycle: the fleet accepted the cycle, but node-1 did not become serving and "
-        "healthy within 0 s (last seen: down, unhealthy)",
+        "healthy within 0 s (last seen: down, unhealthy); node-1 is kept drained and the "
+        "failure was escalated",
     )
+    assert fleet.calls == [("cycle", "node-1"), ("drain", "node-1")]
 
 
 def test_a_fleet_that_cannot_be_read_fails_the_decision_without_acting(
@@ -490,7 +503,7 @@ def test_a_repeat_within_the_cooldown_is_refused_and_after_it_goes_ahead(
     third = engine.handle_notification(body)
 
     assert [d.outcome for d in first] == [Outcome.SUCCEEDED]
-    assert second == [
+    assert bare(second) == [
         decided("drain", "node-1", Outcome.REFUSED,
                 "alert NodeDown fired for node-1 (policy drain-unhealthy-node): drain of "
                 "node-1 already ran 100 s ago (decision 1, succeeded); the cooldown is 300 s",
@@ -647,7 +660,7 @@ def test_the_alerting_packages_own_notification_drives_the_engine(
         external_url="http://127.0.0.1:8050",
     )
 
-    assert engine_over(fleet, log, clock).handle_notification(body) == [
+    assert bare(engine_over(fleet, log, clock).handle_notification(body)) == [
         decided("drain", "node-2", Outcome.SUCCEEDED,
                 "alert NodeHighErrorRate fired for node-2 (policy drain-unhealthy-node): "
                 "node-2 is now drained", alertname="NodeHighErrorRate", fingerprint="3f2a")

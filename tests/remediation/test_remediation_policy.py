@@ -105,14 +105,15 @@ def test_a_policy_with_an_empty_list_has_no_rules() -> None:
          "policy.yaml:3: policies[0]: expected a mapping with name, action and match or match_re"),
         (GOOD.replace("  - name: drain-unhealthy-node\n    match_re", "  - match_re"),
          "policy.yaml:3: policies[0].name: missing"),
-        (GOOD.replace("    action: drain\n", ""), "policy.yaml:3: policies[0].action: missing"),
+        (GOOD.replace("    action: drain\n", ""),
+         "policy.yaml:3: policies[0].action: missing (give action or steps)"),
         (GOOD.replace("name: drain-unhealthy-node", 'name: ""'),
          "policy.yaml:3: policies[0].name: must not be empty"),
         (GOOD.replace("name: drain-unhealthy-node", "name: 7"),
          "policy.yaml:3: policies[0].name: expected a string, got 7"),
         (GOOD.replace("action: drain", "action: reboot"),
          "policy.yaml:5: policies[0].action: unknown action 'reboot'; expected one of: drain, "
-         "undrain, cycle"),
+         "undrain, cycle, reroute, profile"),
         (GOOD.replace("action: drain", "action: [drain]"),
          "policy.yaml:5: policies[0].action: expected a string, got a list"),
         (GOOD.replace('    match_re: {alertname: "NodeDown|GpuXidError"}\n', ""),
@@ -137,7 +138,7 @@ def test_a_policy_with_an_empty_list_has_no_rules() -> None:
          "policy.yaml:4: policies[0].match.alertname: duplicate label"),
         (GOOD + "    when: always\n",
          "policy.yaml:6: policies[0].when: unknown field; expected one of: name, match, "
-         "match_re, action, node_label, dry_run"),
+         "match_re, action, steps, mode, node_label, dry_run"),
         (GOOD + "    action: cycle\n", "policy.yaml:6: policies[0].action: duplicate field"),
         (GOOD + '    node_label: "node name"\n',
          "policy.yaml:6: policies[0].node_label: invalid label name 'node name'"),
@@ -202,7 +203,7 @@ def test_a_policy_error_carries_its_parts() -> None:
     error = raised.value
     assert (error.filename, error.line, error.field, error.problem) == (
         "policy.yaml", 5, "policies[0].action",
-        "unknown action 'reboot'; expected one of: drain, undrain, cycle",
+        "unknown action 'reboot'; expected one of: drain, undrain, cycle, reroute, profile",
     )
 
 
@@ -213,7 +214,7 @@ def test_a_policy_file_error_names_the_path(tmp_path: Path) -> None:
         load_remediation_policy(path)
     assert str(raised.value) == (
         f"{path}:5: policies[0].action: unknown action 'reboot'; expected one of: drain, "
-        "undrain, cycle"
+        "undrain, cycle, reroute, profile"
     )
 
 
@@ -277,7 +278,8 @@ def test_the_first_rule_that_matches_decides_and_none_when_none_does() -> None:
     ("match_re", "action", "message"),
     [
         ({}, "reboot",
-         "policy 'p': unknown action 'reboot'; expected one of: drain, undrain, cycle"),
+         "policy 'p': unknown action 'reboot'; expected one of: drain, undrain, cycle, "
+         "reroute, profile"),
         ({"alertname": "Node(Down"}, "drain",
          "policy 'p': match_re.alertname: invalid regex 'Node(Down': missing ), unterminated "
          "subpattern at position 4"),

@@ -125,7 +125,7 @@ BAD_INPUTS = [
         "a misspelt key",
         VALID.replace("window: 30d", "windwo: 30d"),
         "slos.yaml:5: slos[0].windwo: unknown key (allowed: name, objective, sli, description, "
-        "window, labels)",
+        "window, labels, min_events, calendar, group_by)",
     ),
     (
         "a missing objective",
@@ -153,8 +153,8 @@ BAD_INPUTS = [
     (
         "two kinds of SLI",
         VALID + "      latency:\n        histogram: h\n        threshold: 1s\n",
-        "slos.yaml:6: slos[0].sli: must have exactly one of ratio or latency, "
-        "got ratio and latency",
+        "slos.yaml:6: slos[0].sli: must have exactly one of ratio, latency, "
+        "percentile, throughput, cost, got ratio and latency",
     ),
     (
         "a ratio without its total",

@@ -1,0 +1,170 @@
+"""`inferops silences add|list|expire`: silences through the control plane's HTTP API.
+
+The API speaks Alertmanager's v2 silence shapes (so `amtool` works too); this command is the
+same calls with InferOps's token and URL resolution: `--token`, then `$INFEROPS_API_TOKEN`
+(`api.token_env`), then the token file `inferops run` saved; `--api-url`, then
+`$INFEROPS_API_URL`, then the settings' `api.host:api.port`. Every call carries
+`X-InferOps-Actor: cli:<user>` and has a timeout.
+
+Exit codes: 0 done, 1 the API refused or could not be reached, 2 bad input (a matcher or
+duration that does not parse, named in the message).
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import typer
+
+from alerting import ACTOR_HEADER, Matcher, MatcherError, MatchOp, rfc3339
+
+from ._api import api_url, client_token
+from ._settings import Settings, load_settings, parse_duration
+
+silences_app = typer.Typer(
+    help="Add, list and expire alert silences through the control-plane API.",
+    no_args_is_help=True,
+)
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="Settings YAML.", envvar="INFEROPS_CONFIG"),
+]
+TokenOption = Annotated[
+    str | None, typer.Option("--token", help="API bearer token (else env, else token file).")
+]
+UrlOption = Annotated[
+    str | None, typer.Option("--api-url", help="Control-plane API URL (else env, else settings).")
+]
+TIMEOUT_S = 10.0
+
+
+def _client(config: Path | None, token: str | None, url: str | None) -> httpx.Client:
+    settings: Settings = load_settings(config)
+    resolved = client_token(settings, token)
+    if not resolved:
+        typer.echo(
+            f"error: no API token: pass --token, export {settings.api.token_env}, or run "
+            "`inferops run` once on this machine (it saves one)", err=True,
+        )
+        raise typer.Exit(2)
+    return httpx.Client(
+        base_url=api_url(settings, url),
+        timeout=TIMEOUT_S,
+        headers={"Authorization": f"Bearer {resolved}", ACTOR_HEADER: f"cli:{getpass.getuser()}"},
+    )
+
+
+def _call(client: httpx.Client, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    try:
+        response = client.request(method, path, **kwargs)
+    except httpx.HTTPError as error:
+        typer.echo(f"error: cannot reach the control-plane API at {client.base_url}: {error}",
+                   err=True)
+        raise typer.Exit(1) from None
+    if response.status_code >= 400:
+        try:
+            message = response.json().get("error", response.text)
+        except ValueError:
+            message = response.text
+        typer.echo(f"error: {response.status_code}: {message}", err=True)
+        raise typer.Exit(1)
+    return response
+
+
+def _v2_matcher(matcher: Matcher) -> dict[str, object]:
+    return {
+        "name": matcher.name,
+        "value": matcher.value,
+        "isRegex": matcher.op in (MatchOp.REGEX, MatchOp.NOT_REGEX),
+        "isEqual": matcher.op in (MatchOp.EQUAL, MatchOp.REGEX),
+    }
+
+
+def _matcher_text(data: dict[str, Any]) -> str:
+    op = {(False, True): "=", (False, False): "!=", (True, True): "=~", (True, False): "!~"}[
+        (bool(data["isRegex"]), bool(data.get("isEqual", True)))
+    ]
+    return f'{data["name"]}{op}"{data["value"]}"'
+
+
+@silences_app.command("add")
+def add(
+    matchers: Annotated[list[str], typer.Argument(help='Matchers: node="node-1" alertname=~"X.*"')],
+    comment: Annotated[str, typer.Option(help="Why the alerts are silenced.")],
+    duration: Annotated[str, typer.Option(help="How long: 30m, 2h, 1d.")] = "1h",
+    author: Annotated[str | None, typer.Option(help="Who (default: your user name).")] = None,
+    config: ConfigOption = None,
+    token: TokenOption = None,
+    api_url_: UrlOption = None,
+) -> None:
+    """Silence the alerts all MATCHERS match, from now for DURATION."""
+    parsed: list[Matcher] = []
+    bad: list[str] = []
+    for text in matchers:
+        try:
+            parsed.append(Matcher.parse(text))
+        except MatcherError as error:
+            bad.append(str(error))
+    if bad:
+        typer.echo("error: bad matchers: " + "; ".join(bad), err=True)
+        raise typer.Exit(2)
+    try:
+        seconds = parse_duration(duration)
+    except ValueError as error:
+        typer.echo(f"error: --duration: {error}", err=True)
+        raise typer.Exit(2) from None
+    now = time.time()
+    body = {
+        "matchers": [_v2_matcher(m) for m in parsed],
+        "startsAt": rfc3339(now),
+        "endsAt": rfc3339(now + seconds),
+        "createdBy": author or f"cli:{getpass.getuser()}",
+        "comment": comment,
+    }
+    with _client(config, token, api_url_) as client:
+        response = _call(client, "POST", "/api/v2/silences", json=body)
+    typer.echo(response.json()["silenceID"])
+
+
+@silences_app.command("list")
+def list_(
+    expired: Annotated[bool, typer.Option("--expired", help="Include expired silences.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    config: ConfigOption = None,
+    token: TokenOption = None,
+    api_url_: UrlOption = None,
+) -> None:
+    """Pending and active silences (and expired ones with --expired), newest first."""
+    with _client(config, token, api_url_) as client:
+        silences = _call(client, "GET", "/api/v2/silences").json()
+    shown = [s for s in silences if expired or s["status"]["state"] != "expired"]
+    if as_json:
+        typer.echo(json.dumps(shown, indent=2))
+        return
+    if not shown:
+        typer.echo("no silences")
+        return
+    for s in shown:
+        matchers = ",".join(_matcher_text(m) for m in s["matchers"])
+        typer.echo(f"{s['id']}  {s['status']['state']:<8} {{{matchers}}}  until {s['endsAt']}  "
+                   f"by {s['createdBy']}: {s['comment']}")
+
+
+@silences_app.command("expire")
+def expire(
+    silence_ids: Annotated[list[str], typer.Argument(help="Silence ids.")],
+    config: ConfigOption = None,
+    token: TokenOption = None,
+    api_url_: UrlOption = None,
+) -> None:
+    """End the silences now."""
+    with _client(config, token, api_url_) as client:
+        for silence_id in silence_ids:
+            _call(client, "DELETE", f"/api/v2/silence/{silence_id}")
+            typer.echo(f"expired {silence_id}")
