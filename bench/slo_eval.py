@@ -63,7 +63,7 @@ def evaluation_cycles(cycles: int) -> dict[str, Any]:
 
 def rollup_build(hours: float, slos: int) -> dict[str, Any]:
     samples_per_series = int(hours * 3600 / SCRAPE_S) + 1
-    times = np.arange(samples_per_series) * SCRAPE_S
+    times = np.arange(samples_per_series, dtype=np.float64) * SCRAPE_S
     rng = np.random.default_rng(11)
     minutes = int(times[-1] // 60)
     elapsed = 0.0

@@ -42,6 +42,8 @@ class SelectorReader:
         self._end = int(steps_ms[-1])
         self._lookback = lookback_ms
         self._needed: dict[SeriesMatcher, tuple[int, int]] = {}
+        self._uses: dict[SeriesMatcher, list[tuple[bool, int, int]]] = {}
+        """Per matcher: (evaluated at every step, first evaluation time, window) per use."""
         self._loaded: dict[SeriesMatcher, list[RawSeries]] = {}
 
     # -- planning: what each selector needs, so that it is loaded once -----------------
@@ -64,9 +66,12 @@ class SelectorReader:
         seconds: float = at.at.timestamp()
         return round(seconds * 1000)
 
-    def _need(self, selector: Any, window_ms: int) -> None:
+    def _need(self, selector: Any, window_ms: int, *, is_range: bool = False) -> None:
         matcher = from_vector_selector(selector)
         first, last = self._selector_times(selector)
+        self._uses.setdefault(matcher, []).append(
+            (is_range and selector.at is None, first, window_ms)
+        )
         lo, hi = first - window_ms, last
         if matcher in self._needed:
             old_lo, old_hi = self._needed[matcher]
@@ -77,7 +82,7 @@ class SelectorReader:
         if isinstance(node, pp.VectorSelector):
             self._need(node, self._lookback)
         elif isinstance(node, pp.MatrixSelector):
-            self._need(node.vector_selector, to_ms(node.range))
+            self._need(node.vector_selector, to_ms(node.range), is_range=True)
         elif isinstance(node, pp.SubqueryExpr):
             raise QueryError(f"subqueries are not supported by the embedded engine: {node}")
         elif isinstance(node, pp.Call):
@@ -97,8 +102,22 @@ class SelectorReader:
         matcher = from_vector_selector(selector)
         if matcher not in self._loaded:
             lo, hi = self._needed[matcher]
-            self._loaded[matcher] = self._loader(matcher, lo, hi)
+            self._loaded[matcher] = self._loader(matcher, lo, hi, self._windows(matcher))
         return self._loaded[matcher]
+
+    def _windows(self, matcher: SeriesMatcher) -> tuple[float, float, float, int] | None:
+        """The windows a range query reads of a selector used once, by one range function,
+        when they cover at most half of the time between them (else: None, read it all)."""
+        uses = self._uses.get(matcher, [])
+        if len(uses) != 1 or self.n < 3:
+            return None
+        every_step, first, window_ms = uses[0]
+        step = int(self.steps[1] - self.steps[0])
+        if not every_step or np.any(np.diff(self.steps) != step) or 2 * (window_ms + 2) > step:
+            return None
+        # A millisecond of margin each side: stored times are floats, steps integer ms.
+        low = (first - window_ms - 1) / 1000
+        return (low, (first + 1) / 1000, step / 1000, self.n)
 
     def _eval_times(self, selector: Any) -> IntArray:
         offset = to_ms(selector.offset)

@@ -48,8 +48,18 @@ class RawSeries:
 
 
 class Loader(Protocol):
-    def __call__(self, matcher: SeriesMatcher, start_ms: int, end_ms: int) -> list[RawSeries]:
-        """Every series `matcher` selects, with its samples in [start_ms, end_ms]."""
+    def __call__(
+        self,
+        matcher: SeriesMatcher,
+        start_ms: int,
+        end_ms: int,
+        windows: tuple[float, float, float, int] | None = None,
+    ) -> list[RawSeries]:
+        """Every series `matcher` selects, with its samples in [start_ms, end_ms].
+
+        `windows` (first window's low and high in seconds, step in seconds, count): only
+        samples in these evenly spaced windows are used; the loader may leave others out.
+        """
         ...
 
 

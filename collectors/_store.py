@@ -45,7 +45,7 @@ from ._migrations import upgrade_store_schema
 from ._sample import FrozenLabels, ScrapedSample
 from ._store_head import HEAD_MERGE_ROWS, head_rows, merge_head
 from ._store_matchers import LabelMatcher, SeriesMatcher, parse_matchers
-from ._store_rollups import read_rows
+from ._store_rollups import Windows, read_rows
 from ._store_schema import retention_table, series_table, writes_table
 
 FloatArray = npt.NDArray[np.float64]
@@ -318,6 +318,7 @@ class SampleStore:
                 raise StoreError(
                     f"the exemplar of {sample.name} has a non-finite timestamp {at!r}"
                 )
+            at = round(at * 1000) / 1000  # milliseconds, as Prometheus keeps them
             new.append((series_id, at, value, labels_json))
         if new:
             rows_sql = [(i, t, None if v != v else v, labels) for i, t, v, labels in new]
@@ -413,11 +414,18 @@ class SampleStore:
         return selected
 
     def samples(
-        self, series: Sequence[StoredSeries], start_s: float, end_s: float
+        self,
+        series: Sequence[StoredSeries],
+        start_s: float,
+        end_s: float,
+        *,
+        windows: Windows | None = None,
     ) -> list[SeriesSamples]:
         """The samples of `series` with start_s <= timestamp_s <= end_s (both inclusive).
 
         Series without samples in the range are left out; the order is that of `series`.
+        With `windows` (evenly spaced, not overlapping), samples outside them may be left
+        out (on SQLite they are: a sparse range query reads only what it uses).
         """
         if not series or end_s < start_s:
             return []
@@ -431,19 +439,16 @@ class SampleStore:
                 assert driver is not None
                 cursor = driver.cursor()
                 try:
-                    rows = read_rows(cursor, mark, ids, start_s, end_s)
+                    series_ids, timestamps, values, stale = read_rows(
+                        cursor, mark, ids, start_s, end_s, windows
+                    )
                 finally:
                     cursor.close()
         except Exception as error:
             raise StoreError(f"cannot read samples: {_reason(error)}") from None
-        if not rows:
+        if not len(series_ids):
             return []
-        id_column, time_column, value_column, stale_column = zip(*rows, strict=True)
-        series_ids = np.asarray(id_column, dtype=np.int64)
-        timestamps = np.asarray(time_column, dtype=np.float64)
-        values = np.asarray(value_column, dtype=np.float64)  # None (NULL) -> NaN
-        stale = np.asarray(stale_column, dtype=np.bool_)
-        # Rows come sorted by series id (the chunks are too), then by time.
+        # Rows come sorted by series id, then by time.
         result = []
         for one in series:
             lo = int(np.searchsorted(series_ids, one.id, side="left"))

@@ -116,11 +116,20 @@ class StoreSource:
             raise QueryError(f"{expr!r} is a string: queries must give a number or a vector")
         return result
 
-    def _load(self, matcher: SeriesMatcher, start_ms: int, end_ms: int) -> list[RawSeries]:
+    def _load(
+        self,
+        matcher: SeriesMatcher,
+        start_ms: int,
+        end_ms: int,
+        windows: tuple[float, float, float, int] | None = None,
+    ) -> list[RawSeries]:
         # A millisecond of margin: stored times are floats, the engine compares integer ms.
         series = self._store.series(matcher)
         start_s, end_s = (start_ms - 1) / 1000, (end_ms + 1) / 1000
-        if self._cache is not None:
+        if windows is not None:
+            # A sparse range query (a month at a 1-hour step): only its windows, uncached.
+            loaded = self._store.samples(series, start_s, end_s, windows=windows)
+        elif self._cache is not None:
             loaded = self._cache.samples(series, start_s, end_s)
         else:
             loaded = self._store.samples(series, start_s, end_s)

@@ -62,6 +62,21 @@ def updated_text(now_s: float) -> str:
     return f"updated {format_instant(now_s)} UTC"
 
 
+def render_fleet(data: DashboardData) -> tuple[TableChildren, str]:
+    """The fleet table and the "updated" line, now; a message in the table when the
+    query fails."""
+    now_s = data.now()
+    try:
+        rows = data.fleet(now_s)
+    except Exception as error:
+        _LOG.warning("fleet table: query failed", exc_info=True)
+        return (
+            message_table(FLEET_COLUMNS, unavailable("fleet data", error)),
+            f"update failed at {format_instant(now_s)} UTC",
+        )
+    return fleet_table(rows), updated_text(now_s)
+
+
 def register_callbacks(app: dash.Dash, data: DashboardData) -> None:
     """Wire every page of `app` to `data`."""
     tick = Input(ElementId.REFRESH, "n_intervals")
@@ -85,25 +100,18 @@ def register_callbacks(app: dash.Dash, data: DashboardData) -> None:
             *[NAV_LINK_CURRENT if page.name is current else NAV_LINK for page in PAGES],
         )
 
+    # Not called on page load: the page arrives with its fleet table (see `create_app`).
     @app.callback(
         Output(ElementId.FLEET_TABLE, "children"),
         Output(ElementId.LAST_UPDATED, "children"),
         tick,
         path,
+        prevent_initial_call=True,
     )
     def refresh_fleet(_tick: int | None, pathname: str | None) -> tuple[TableChildren, str]:
         if page_for_path(pathname) is not PageName.FLEET:
             raise PreventUpdate
-        now_s = data.now()
-        try:
-            rows = data.fleet(now_s)
-        except Exception as error:
-            _LOG.warning("fleet table: query failed", exc_info=True)
-            return (
-                message_table(FLEET_COLUMNS, unavailable("fleet data", error)),
-                f"update failed at {format_instant(now_s)} UTC",
-            )
-        return fleet_table(rows), updated_text(now_s)
+        return render_fleet(data)
 
     @app.callback(
         Output(ElementId.SLO_TABLE, "children"),

@@ -44,14 +44,20 @@ def time_range(label: str | None) -> TimeRange:
 
 
 def page_layout(
-    title: str, refresh_s: float, *, alerts_extra: Sequence[html.Section] = ()
+    title: str,
+    refresh_s: float,
+    *,
+    alerts_extra: Sequence[html.Section] = (),
+    fleet_table: list[html.Thead | html.Tbody] | None = None,
+    updated: str = LOADING,
 ) -> html.Div:
-    """Every page; every table starts with a "loading" row until its first refresh.
+    """Every page; every table starts with a "loading" row until its first refresh, except
+    the fleet table when `fleet_table` (rendered with the page) is given.
 
     `alerts_extra` are sections appended to the alerts page (the silences, later).
     """
     contents: dict[PageName, list[html.Section]] = {
-        PageName.FLEET: _page_fleet.layout(),
+        PageName.FLEET: _page_fleet.layout(fleet_table),
         PageName.SLOS: _page_slos.layout(),
         PageName.ALERTS: _page_alerts.layout(alerts_extra),
         PageName.REMEDIATION: _page_remediation.layout(),
@@ -78,7 +84,7 @@ def page_layout(
                             for page in PAGES
                         ],
                     ),
-                    html.Span(LOADING, id=ElementId.LAST_UPDATED, className="updated"),
+                    html.Span(updated, id=ElementId.LAST_UPDATED, className="updated"),
                     dcc.RadioItems(
                         id=ElementId.TIME_RANGE,
                         className="range-picker",

@@ -27,13 +27,17 @@ def data_table(element_id: ElementId, children: list[html.Thead | html.Tbody]) -
     return html.Table(children, id=element_id, className="data-table")
 
 
-def layout() -> list[html.Section]:
+def layout(table: list[html.Thead | html.Tbody] | None = None) -> list[html.Section]:
+    """The page, its table `table` when already rendered, else a "loading" row."""
     return [
         html.Section(
             id="fleet-section",
             children=[
                 html.H2("Fleet"),
-                data_table(ElementId.FLEET_TABLE, message_table(FLEET_COLUMNS, LOADING)),
+                data_table(
+                    ElementId.FLEET_TABLE,
+                    message_table(FLEET_COLUMNS, LOADING) if table is None else table,
+                ),
                 html.Div(
                     className="charts",
                     children=[graph(kind, element_id) for kind, element_id in CHART_IDS.items()],

@@ -43,7 +43,6 @@ from remediation import (
     DecisionLog,
     GuardLimits,
     IncidentLog,
-    ReferenceFleetDriver,
     RemediationEngine,
     create_remediation_router,
     load_remediation_policy,
@@ -62,7 +61,7 @@ from slo import (
 )
 
 from ._control_plane_tracing import ControlPlaneTracing
-from ._exceptions import ConfigError
+from ._fleet_driver import open_fleet_driver
 from ._notify_dispatch import BackgroundNotifier, RemediationNotifier
 from ._settings import Settings
 from ._sources import open_metric_source
@@ -220,14 +219,8 @@ class ControlPlane:
         notifiers: list[Notifier] = []
         self.remediation: RemediationEngine | None = None
         if settings.remediation.enabled and settings.remediation.policy_file:
-            token = admin_token or settings.admin_token()
-            if not token:
-                raise ConfigError(
-                    f"remediation is enabled but the fleet admin token is not set: export "
-                    f"{settings.remediation.admin_token_env} (or set remediation.enabled: false)"
-                )
             self.remediation = RemediationEngine(
-                ReferenceFleetDriver(settings.remediation.fleet_url, admin_token=token),
+                open_fleet_driver(settings, admin_token),
                 self.decisions,
                 load_remediation_policy(settings.resolve(settings.remediation.policy_file)),
                 dry_run=settings.remediation.dry_run,

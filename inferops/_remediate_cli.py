@@ -290,3 +290,71 @@ def history(
         typer.echo("No remediation decisions recorded yet.")
     else:
         print_table(DECISION_COLUMNS, decision_rows(decisions))
+
+
+BACKTEST_COLUMNS = ("time", "alert", "node", "action", "outcome", "guard", "reason")
+STORED_ALERTS_READ = 1_000_000
+"""The most stored alert instances a backtest reads (newest first)."""
+
+
+@remediate_app.command()
+def backtest(
+    policy: Annotated[Path, typer.Option(help="Remediation policy YAML to try.")],
+    since: Annotated[str, typer.Option(help="How far back: 7d, 12h, 30m.")] = "7d",
+    config: ConfigOption = None,
+    as_json: AsJson = False,
+) -> None:
+    """Replay the stored alert history through POLICY in dry run: what it would have done,
+    when, and which guard would have stopped it. Reads the settings' store; acts on nothing
+    and writes nothing."""
+    from alerting import AlertStore
+    from collectors import SampleStore, open_database
+    from remediation import HistoricAlert, load_remediation_policy
+    from remediation import backtest as run_backtest
+
+    from ._control_plane import remediation_limits
+    from ._settings import parse_duration
+    from ._sources import open_metric_source
+
+    try:
+        window_s = parse_duration(since)
+    except ValueError as error:
+        fail(EXIT_USAGE, f"--since: {error}")
+    settings = load_settings(config)
+    rules = load_remediation_policy(policy)
+    database = open_database(settings.store.url)
+    try:
+        until_s = time.time()
+        since_s = until_s - window_s
+        alerts = [
+            HistoricAlert(fingerprint=a.fingerprint, labels=a.labels, fired_at_s=a.fired_at_s,
+                          resolved_at_s=a.resolved_at_s, annotations=a.annotations,
+                          generator_url=a.generator_url)
+            for a in AlertStore(database).recent(STORED_ALERTS_READ)
+            if a.fired_at_s is not None
+        ]
+        section = settings.remediation
+        rows = run_backtest(
+            rules, alerts, open_metric_source(settings, SampleStore(database)),
+            since_s=since_s, until_s=until_s, cooldown_s=section.cooldown,
+            min_healthy_nodes=section.min_healthy_nodes, limits=remediation_limits(settings),
+        )
+    finally:
+        database.dispose()
+    if as_json:
+        typer.echo(json.dumps([
+            {"at_s": r.at_s, "alertname": r.alertname, "node": r.node, "action": r.action,
+             "outcome": r.outcome, "guard": r.guard, "reason": r.reason} for r in rows
+        ], indent=2))
+        return
+    firings = sum(1 for a in alerts if since_s <= a.fired_at_s <= until_s)
+    would = sum(1 for r in rows if r.outcome == "dry_run")
+    stopped = sum(1 for r in rows if r.outcome == "refused")
+    typer.echo(f"{firings} alert firings in the last {since}: {would} "
+               f"action{'' if would == 1 else 's'} would have run, {stopped} would have been "
+               "stopped by a guard")
+    if rows:
+        print_table(BACKTEST_COLUMNS, [
+            [time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.at_s)), r.alertname, r.node,
+             r.action, r.outcome, r.guard or "", r.reason] for r in rows
+        ])

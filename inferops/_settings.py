@@ -217,8 +217,24 @@ class ApiSettings(_Section):
     token_env: str = "INFEROPS_API_TOKEN"
 
 
+class KubernetesSettings(_Section):
+    """The Kubernetes fleet driver (`remediation.driver: kubernetes`; docs/kubernetes.md):
+    the cluster from kubeconfig `context` (or in-cluster), the serving pods `pod_selector`
+    picks in `namespace`, on the nodes `node_selector` picks."""
+
+    context: str | None = None
+    namespace: str = Field(default="default", min_length=1)
+    pod_selector: str = Field(default="app=llm-serving", min_length=1)
+    node_selector: str | None = None
+    eviction_deadline: Duration = Field(default=120.0, gt=0)
+    replacement_timeout: Duration = Field(default=300.0, gt=0)
+    request_timeout: Duration = Field(default=10.0, gt=0)
+
+
 class RemediationSettings(_Section):
     enabled: bool = True
+    driver: Literal["reference", "kubernetes"] = "reference"
+    kubernetes: KubernetesSettings = Field(default_factory=KubernetesSettings)
     fleet_url: str = "http://127.0.0.1:8000"
     admin_token_env: str = ENV_ADMIN_TOKEN
     policy_file: str | None = None

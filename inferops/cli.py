@@ -103,6 +103,32 @@ def demo(
     raise typer.Exit(code)
 
 
+@app.command()
+def gameday(
+    scenario: Annotated[str, typer.Option(help="A scenario name, or all (docs/gamedays.md).")],
+    report: Annotated[
+        Path | None, typer.Option(help="Directory for the JSON reports and gameday.md.")
+    ] = None,
+    short: Annotated[bool, typer.Option("--short", help="Shorter observation windows.")] = False,
+) -> None:
+    """Chaos drills against the reference fleet under load; exit 1 if any scenario fails."""
+    from ._gameday import GameDay, GameDayOptions
+    from ._gameday_scenarios import select_scenarios
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        chosen = tuple(select_scenarios(scenario))
+    except InferOpsError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
+    options = GameDayOptions(scenarios=chosen, short=short, report_dir=report)
+    try:
+        code = GameDay(options, out=typer.echo).run()
+    except KeyboardInterrupt:
+        code = 130
+    raise typer.Exit(code)
+
+
 @fleet_app.command("up")
 def fleet_up(
     nodes: Annotated[int, typer.Option(min=1, help="Number of node processes.")] = 3,

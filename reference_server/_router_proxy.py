@@ -4,9 +4,11 @@ Bodies go through untouched: the router never parses a request it forwards (only
 it answers itself names the requested model) and never parses a chunk it relays. An
 event stream is relayed chunk by chunk as the node sends it; any other answer is read
 whole and relayed. An attempt that fails before any byte reached the client (connect
-error, read error before the first chunk, a 5xx answer) is retried once on another node;
-once bytes went out, a failing node ends the stream early (the client sees no [DONE]).
-A client that goes away cancels the request to the node.
+error, read error before the first chunk, a 5xx answer, a stream without a first byte
+within the first-byte timeout) is retried once on another node; once bytes went out, a
+failing node ends the stream early (the client sees no [DONE]). Every attempt's outcome
+feeds the pool's outlier detector, whose ejection of a node also moves the attempts still
+waiting for that node's first byte. A client that goes away cancels the request to the node.
 """
 
 from __future__ import annotations

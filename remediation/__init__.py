@@ -8,6 +8,7 @@ and grouped into incidents.
 """
 
 from ._api import create_remediation_router, decision_json, incident_json
+from ._backtest import BacktestRow, HistoricAlert, HistoricalFleet, backtest
 from ._decision_log import Decision, DecisionLog, Outcome
 from ._diagnosis import OpRegression, ProfileOp, ProfileTable, diff_profiles
 from ._driver import FleetDriver, NodeState, NodeStatus
@@ -32,6 +33,7 @@ from ._switches import BreakerState, KillSwitch
 __all__ = [
     "ACTIONS",
     "MODES",
+    "BacktestRow",
     "BreakerState",
     "Decision",
     "DecisionLog",
@@ -39,6 +41,8 @@ __all__ = [
     "FleetDriver",
     "FleetDriverError",
     "GuardLimits",
+    "HistoricAlert",
+    "HistoricalFleet",
     "Incident",
     "IncidentLog",
     "KillSwitch",
@@ -60,6 +64,7 @@ __all__ = [
     "RemediationError",
     "RemediationPolicy",
     "UnknownNodeError",
+    "backtest",
     "create_remediation_router",
     "decision_json",
     "diff_profiles",

@@ -84,7 +84,7 @@ def window_events_expr(spec: SloSpec, window_s: float) -> str:
     """How many events (requests, or judged slices) the window holds, for `min_events`."""
     if isinstance(spec.sli, RatioSli | LatencySli):
         total = event_rate_queries(spec.sli, window_s, spec.group_by).total
-        return total.replace("sum(rate(", "sum(increase(", 1)
+        return total.replace("(rate(", "(increase(", 1)  # sum(...) or sum by (...) (...)
     return f"sum(count_over_time({timeslice_selector(spec)}[{format_duration(window_s)}]))"
 
 

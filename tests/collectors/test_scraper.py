@@ -288,14 +288,15 @@ async def test_store_is_written_from_a_worker_thread(
     assert store.threads and threading.get_ident() not in store.threads
 
 
-async def test_request_asks_for_the_text_format_and_states_the_timeout(
+async def test_request_prefers_openmetrics_and_states_the_timeout(
     server: MetricsServer, store: ListStore
 ) -> None:
     server.set("a 1\n")
     target = target_for(server.url, timeout_s=2.5)
     await Scraper([target], store).scrape_once(target)
     (headers,) = server.requests
-    assert headers["Accept"].startswith("text/plain;version=0.0.4")
+    assert headers["Accept"].startswith("application/openmetrics-text;version=1.0.0;q=0.5,")
+    assert "text/plain;version=0.0.4;q=0.3" in headers["Accept"]
     assert headers["X-Prometheus-Scrape-Timeout-Seconds"] == "2.5"
 
 

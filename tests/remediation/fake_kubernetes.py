@@ -80,6 +80,7 @@ class FakeKubernetes:
             self.nodes, self.pods, self.pdbs = fresh.nodes, fresh.pods, []
             self.replacement_ready_after_s, self.replace_evicted = 0.0, True
             self.seen.clear()
+            self._names = itertools.count(1)
 
     # --- JSON as the API server writes it ----------------------------------------------
 

@@ -207,3 +207,46 @@ def test_evidence_from_a_broken_scrape_is_not_acted_on(
 
     decisions = engine.handle_notification(webhook(firing("NodeDown", "node-1", "s1", 995.0)))
     assert outcomes(decisions) == [result]
+
+
+def test_automation_stops_at_the_hourly_action_limit_but_a_person_does_not(
+    fleet: InMemoryFleet, log: DecisionLog, clock: SetClock
+) -> None:
+    engine = engine_with(fleet, log, clock, limits=GuardLimits(max_actions_per_hour=2))
+    engine.execute("drain", "node-0", actor="cli:oncall", reason="r")
+    engine.execute("undrain", "node-0", actor="cli:oncall", reason="r")
+    clock.now_s = 1010.0
+
+    (refused,) = engine.handle_notification(webhook(firing("NodeDown", "node-1", "r1", 1005.0)))
+    manual = engine.execute("drain", "node-1", actor="cli:oncall", reason="by hand")
+
+    assert (refused.outcome, refused.guard, refused.reason) == (
+        Outcome.REFUSED, "rate-limit",
+        "alert NodeDown fired for node-1 (policy drain-down): 2 actions ran in the last hour "
+        "(decisions 1, 2...); the limit is 2 per hour")
+    assert manual.outcome == Outcome.SUCCEEDED
+    clock.now_s = 4700.0  # an hour later the window is empty again
+    (later,) = engine.handle_notification(webhook(firing("NodeDown", "node-2", "r2", 4695.0)))
+    assert later.outcome == Outcome.SUCCEEDED
+
+
+def test_an_alert_from_the_open_breaker_acts_when_the_source_shows_it_still_firing(
+    database: sa.Engine, fleet: InMemoryFleet, log: DecisionLog, clock: SetClock
+) -> None:
+    store = SampleStore(database)
+    store.append([ScrapedSample("up", {"job": "nodes", "node": "node-1"}, 1.0, at_s)
+                  for at_s in (1990.0, 1995.0, 2000.0)])
+    engine = engine_with(fleet, log, clock, source=StoreSource(store),
+                         limits=GuardLimits(breaker_max_share=0.5, breaker_close_after_s=300.0))
+    engine.handle_notification(webhook(firing("NodeDown", "node-0", "b0", 995.0)))
+    clock.now_s = 1010.0
+    engine.handle_notification(webhook(firing("NodeDown", "node-1", "b1", 1005.0)))
+    clock.now_s = 1400.0
+    engine.handle_notification(webhook(firing("NodeDown", "node-1", "b1", 1005.0, "resolved")))
+    clock.now_s = 1700.0
+    assert engine.tick().open is False
+    clock.now_s = 2000.0
+    # the generator URL of the test alert evaluates `vector(1)`: it still fires now
+    (decision,) = engine.handle_notification(webhook(firing("NodeDown", "node-1", "b1b",
+                                                            1020.0)))
+    assert (decision.outcome, decision.guard) == (Outcome.SUCCEEDED, None)

@@ -194,16 +194,17 @@ def test_a_wrong_token_and_an_unreachable_api_are_clear_errors(cluster: FakeKube
 
 
 def test_reroute_and_profile_say_kubernetes_cannot(driver: KubernetesFleetDriver) -> None:
-    with pytest.raises(FleetDriverError, match="^reroute is not supported by the Kubernetes"):
+    with pytest.raises(FleetDriverError, match=r"^reroute is not supported by the Kubernetes"):
         driver.set_weight("gpu-0", 0.0)
-    with pytest.raises(FleetDriverError, match="^profile is not supported by the Kubernetes"):
+    with pytest.raises(FleetDriverError, match=r"^profile is not supported by the Kubernetes"):
         driver.profile("gpu-0", 1.0)
 
 
 def test_the_engine_drains_through_it_with_its_guards_and_verification(
     cluster: FakeKubernetes, driver: KubernetesFleetDriver, log: DecisionLog
 ) -> None:
-    engine = RemediationEngine(driver, log, RemediationPolicy(rules=()), verify_timeout_s=5.0)
+    engine = RemediationEngine(driver, log, RemediationPolicy(rules=()), verify_timeout_s=5.0,
+                               min_healthy_nodes=2)
 
     drained = engine.execute("drain", "gpu-1", actor="cli:alice", reason="bad DIMM")
     refused = engine.execute("drain", "gpu-0", actor="cli:alice", reason="also")
@@ -211,6 +212,8 @@ def test_the_engine_drains_through_it_with_its_guards_and_verification(
 
     assert (drained.outcome, drained.reason) == (
         Outcome.SUCCEEDED, "bad DIMM: gpu-1 is now drained")
-    assert (refused.outcome, refused.guard) == (Outcome.REFUSED, refused.guard)
-    assert refused.guard is not None
+    assert (refused.outcome, refused.guard, refused.reason) == (
+        Outcome.REFUSED, "disruption-budget",
+        "also: draining gpu-0 would leave 1 node serving and healthy (gpu-2); the disruption "
+        "budget needs at least 2")
     assert cluster.nodes["gpu-0"]["unschedulable"] is False

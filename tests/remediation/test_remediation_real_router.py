@@ -8,6 +8,7 @@ import contextlib
 import time
 from collections.abc import Iterator
 
+import httpx
 import pytest
 from fastapi import FastAPI
 from remediation_doubles import ADMIN_TOKEN, SetClock, free_port, serve
@@ -126,3 +127,20 @@ def test_the_real_routers_refusals_are_driver_errors_that_say_what_came(
     assert str(no_supervisor.value).startswith(
         f"the fleet router at {router_url} answered POST /admin/nodes/node-1/cycle with 501: "
     )
+
+
+def test_a_reroute_sets_the_nodes_weight_on_the_real_router(
+    router_url: str, driver: ReferenceFleetDriver, log: DecisionLog, clock: SetClock
+) -> None:
+    engine = RemediationEngine(driver, log, RemediationPolicy(rules=()), clock=clock)
+    decision = engine.execute("reroute", "node-1", actor="cli:oncall", reason="shift traffic",
+                              params={"weight": "0"})
+
+    assert (decision.outcome, decision.params, decision.reason) == (
+        Outcome.SUCCEEDED, {"weight": "0"}, "shift traffic: routing weight of node-1 set to 0")
+    answer = httpx.get(f"{router_url}/admin/nodes", timeout=5.0,
+                       headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}).json()
+    assert [(n["name"], n["weight"]) for n in answer["nodes"]] == [
+        ("node-0", 1.0), ("node-1", 0.0), ("node-2", 1.0)]
+    with pytest.raises(UnknownNodeError):
+        driver.set_weight("node-9", 0.5)

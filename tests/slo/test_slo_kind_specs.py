@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from slo import SloSpecError, parse_slo_specs
+from slo import BurnRateWindow, SloSpecError, burn_rate_alert_rules, parse_slo_specs
 from slo._timeslice_sli import timeslice_bad_expr
 
 HEAD = "version: inferops/v1\nslos:\n  - name: s\n    objective: 0.99\n"
@@ -89,3 +89,22 @@ def test_a_bad_sli_is_refused_naming_file_line_and_field(body: str, message: str
     with pytest.raises(SloSpecError) as caught:
         parse_slo_specs(HEAD + body, filename="slos.yaml")
     assert str(caught.value) == message
+
+
+def test_min_events_counts_each_group_on_its_own() -> None:
+    [spec] = parse_slo_specs(
+        HEAD.replace("objective: 0.99\n", "objective: 0.99\n    min_events: 100\n")
+        + "    group_by: [model_name]\n    sli:\n      ratio: {bad: 'r{code=\"5xx\"}', total: r}\n"
+    )
+    [rule] = burn_rate_alert_rules(spec, [BurnRateWindow("page", 3600, 300, 14.4)])
+    assert rule.expr == (
+        "(\n"
+        '  (sum by (model_name) (rate(r{code="5xx"}[1h])) / sum by (model_name) (rate(r[1h])))'
+        " > 0.144\n"
+        "  and\n"
+        '  (sum by (model_name) (rate(r{code="5xx"}[5m])) / sum by (model_name) (rate(r[5m])))'
+        " > 0.144\n"
+        "  and on(model_name)\n"
+        "  sum by (model_name) (increase(r[1h])) >= 100\n"
+        ")"
+    )
