@@ -127,7 +127,9 @@ def _serve_router(port: int, upstream_port: int) -> None:
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {0})  # the router on one core
     logging.basicConfig(level=logging.WARNING)
-    router = Router([NodeSpec("node-0", HOST, upstream_port)], admin_token=TOKEN)
+    # a busy box must not fail the upstream's health check mid-run (503: no healthy node)
+    router = Router([NodeSpec("node-0", HOST, upstream_port)], admin_token=TOKEN,
+                    health_interval_s=2.0, health_timeout_s=30.0)
     uvicorn.run(create_router_app(router), host=HOST, port=port, log_level="warning",
                 access_log=False)
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import math
 import re
-
 from collections.abc import Hashable
 
 from ._exceptions import ExpositionError

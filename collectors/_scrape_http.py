@@ -8,11 +8,12 @@ import httpx
 
 from ._scrape_target import ScrapeFailed, ScrapeTarget
 
-# Prometheus's own (2.x, `scrape_protocols` default): OpenMetrics preferred, so that
-# exemplars come along; the text format for targets that only write that.
+# As Prometheus 3 asks: OpenMetrics preferred (exemplars come with it), names as written
+# (`escaping=allow-utf-8`: prometheus_client would otherwise turn `vllm:` into `vllm_` in
+# OpenMetrics), then the text format for targets that only write that.
 _ACCEPT = (
-    "application/openmetrics-text;version=1.0.0;q=0.5,"
-    "application/openmetrics-text;version=0.0.1;q=0.4,"
+    "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.6,"
+    "application/openmetrics-text;version=0.0.1;q=0.5,"
     "text/plain;version=0.0.4;q=0.3,*/*;q=0.2"
 )
 _USER_AGENT = "inferops-scraper/0.1"

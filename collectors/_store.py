@@ -182,6 +182,7 @@ class SampleStore:
         unknown: list[int] = []
         has_exemplars = False
         by_identity = self._ids_by_identity
+        series_id: int | None
         for index, sample in enumerate(samples):
             labels = sample.labels
             if type(labels) is FrozenLabels:
@@ -318,7 +319,7 @@ class SampleStore:
                 raise StoreError(
                     f"the exemplar of {sample.name} has a non-finite timestamp {at!r}"
                 )
-            at = round(at * 1000) / 1000  # milliseconds, as Prometheus keeps them
+            at = int(at * 1000) / 1000  # whole milliseconds, cut as Prometheus cuts them
             new.append((series_id, at, value, labels_json))
         if new:
             rows_sql = [(i, t, None if v != v else v, labels) for i, t, v, labels in new]

@@ -33,6 +33,7 @@ Row = tuple[int, float, float | None, bool]
 """series_id, timestamp_s, value (None: NaN), stale."""
 
 _SERIES_AND_TIME = operator.itemgetter(0, 1)
+_ID, _TIME, _VALUE, _STALE = (operator.itemgetter(i) for i in range(4))
 
 
 def minute_of(timestamp_s: float) -> float:
@@ -90,56 +91,75 @@ def read_rows(
     if head:
         raw = _with_head(raw, head)
     cursor.execute("SELECT raw_from_s FROM metric_retention WHERE id = 1")
-    found = cursor.fetchone()
-    raw_from = None if found is None else float(found[0])
+    boundary = cursor.fetchone()
+    raw_from = None if boundary is None else float(boundary[0])
     raw_columns = _columns(raw)
     if raw_from is None or start_s >= raw_from:
         return raw_columns
-    rolled: list[Row] = []
-    ended: list[Row] = []
+    found: list[tuple[int, float | None, float | None, float | None]] = []
+    low, high = float(start_s), float(end_s)
     for chunk in _chunks(ids):
         marks = ", ".join([mark] * len(chunk))
-        for column, target, flag in (("timestamp_s", rolled, "value, 0"), (
-            "stale_timestamp_s", ended, "NULL, 1"
-        )):
-            if sparse:
-                assert windows is not None
-                cursor.execute(
-                    _WINDOWS_CTE + f" SELECT r.series_id, r.{column}, {flag}"
-                    " FROM w CROSS JOIN metric_rollups r"
-                    f" WHERE r.series_id IN ({marks}) AND r.minute_s >= w.lo - ?"
-                    " AND r.minute_s <= w.hi AND r.minute_s < ?"
-                    f" AND r.{column} >= max(w.lo, ?) AND r.{column} <= min(w.hi, ?)",
-                    (
-                        *_window_params(windows),
-                        *chunk,
-                        ROLLUP_STEP_S,
-                        raw_from,
-                        float(start_s),
-                        float(end_s),
-                    ),
-                )
-            else:
-                cursor.execute(
-                    f"SELECT series_id, {column}, {flag} FROM metric_rollups"
-                    f" WHERE series_id IN ({marks})"
-                    f" AND minute_s >= {mark} AND minute_s <= {mark} AND minute_s < {mark}"
-                    f" AND {column} >= {mark} AND {column} <= {mark}"
-                    " ORDER BY series_id, minute_s",
-                    (*chunk, minute_of(start_s), float(end_s), raw_from, start_s, end_s),
-                )
-            target.extend(cursor.fetchall())
-    if not rolled and not ended:
+        # One pass for both the minute's last sample and the staleness marker that ended it.
+        if sparse:
+            assert windows is not None
+            cursor.execute(
+                _WINDOWS_CTE + " SELECT r.series_id, r.timestamp_s, r.value, r.stale_timestamp_s"
+                " FROM w CROSS JOIN metric_rollups r"
+                f" WHERE r.series_id IN ({marks}) AND r.minute_s >= w.lo - ?"
+                " AND r.minute_s <= w.hi AND r.minute_s < ?"
+                " AND ((r.timestamp_s >= max(w.lo, ?) AND r.timestamp_s <= min(w.hi, ?))"
+                " OR (r.stale_timestamp_s >= max(w.lo, ?)"
+                " AND r.stale_timestamp_s <= min(w.hi, ?)))",
+                (*_window_params(windows), *chunk, ROLLUP_STEP_S, raw_from, low, high, low, high),
+            )
+        else:
+            cursor.execute(
+                "SELECT series_id, timestamp_s, value, stale_timestamp_s FROM metric_rollups"
+                f" WHERE series_id IN ({marks})"
+                f" AND minute_s >= {mark} AND minute_s <= {mark} AND minute_s < {mark}"
+                " ORDER BY series_id, minute_s",
+                (*chunk, minute_of(start_s), high, raw_from),
+            )
+        found.extend(cursor.fetchall())
+    rolled, ended = _rollup_columns(found, low, high)
+    if not len(rolled[0]) and not len(ended[0]):
         keep = raw_columns[1] >= raw_from
         return _take(raw_columns, keep)
-    old = _columns(rolled + ended)
-    if ended or sparse:  # markers (and windows) interleave: order each series by time
+    old = _concat(rolled, ended)
+    if len(ended[0]) or sparse:  # markers (and windows) interleave: order series by time
         old = _take(old, np.lexsort((old[1], old[0])))
     new = _take(raw_columns, raw_columns[1] >= raw_from)
-    both = tuple(np.concatenate([a, b]) for a, b in zip(old, new, strict=True))
+    both = _concat(old, new)
     # Per series, every roll-up is older than every raw row kept: a stable sort by id.
-    order = np.argsort(both[0], kind="stable")
-    return _take(both, order)  # type: ignore[arg-type]
+    return _take(both, np.argsort(both[0], kind="stable"))
+
+
+def _rollup_columns(
+    found: list[tuple[int, float | None, float | None, float | None]], low: float, high: float
+) -> tuple[Columns, Columns]:
+    """Roll-up rows as samples: each minute's last sample, and the staleness markers."""
+    count = len(found)
+    ids = np.fromiter(map(_ID, found), dtype=np.int64, count=count)
+    times = np.array(list(map(_TIME, found)), dtype=np.float64)
+    values = np.array(list(map(_VALUE, found)), dtype=np.float64)
+    ends = np.array(list(map(_STALE, found)), dtype=np.float64)
+    real = (times >= low) & (times <= high)  # NaN (no sample) compares false
+    marked = (ends >= low) & (ends <= high)
+    n_marked = int(marked.sum())
+    return (
+        (ids[real], times[real], values[real], np.zeros(int(real.sum()), dtype=np.bool_)),
+        (ids[marked], ends[marked], np.full(n_marked, np.nan), np.ones(n_marked, dtype=np.bool_)),
+    )
+
+
+def _concat(first: Columns, second: Columns) -> Columns:
+    return (
+        np.concatenate([first[0], second[0]]),
+        np.concatenate([first[1], second[1]]),
+        np.concatenate([first[2], second[2]]),
+        np.concatenate([first[3], second[3]]),
+    )
 
 
 _WINDOWS_CTE = (
@@ -161,12 +181,13 @@ def _columns(rows: list[Row]) -> Columns:
             np.empty(0, dtype=np.float64),
             np.empty(0, dtype=np.bool_),
         )
-    ids, times, values, stale = zip(*rows, strict=True)
+    # Column by column (`zip(*rows)` would pass every row as an argument: far slower).
+    count = len(rows)
     return (
-        np.asarray(ids, dtype=np.int64),
-        np.asarray(times, dtype=np.float64),
-        np.asarray(values, dtype=np.float64),  # None (NULL) -> NaN
-        np.asarray(stale, dtype=np.bool_),
+        np.fromiter(map(_ID, rows), dtype=np.int64, count=count),
+        np.fromiter(map(_TIME, rows), dtype=np.float64, count=count),
+        np.array(list(map(_VALUE, rows)), dtype=np.float64),  # None (NULL) -> NaN
+        np.fromiter(map(_STALE, rows), dtype=np.bool_, count=count),
     )
 
 

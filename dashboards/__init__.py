@@ -2,11 +2,12 @@
 
 `DashboardData` reads a `collectors.MetricSource` (PromQL), the alert store and the
 remediation log and hands out frozen rows; `create_app` builds the Dash pages over it
-(fleet `/`, `/slos`, `/alerts`, `/remediation`), with stable element ids (`ElementId`)
+(fleet `/`, `/slos`, `/alerts`, `/remediation`, `/cost`), with stable element ids (`ElementId`)
 for scripts; `serve_dashboard` / `DashboardServer` serve it.
 """
 
 from ._app import create_app
+from ._cost import CostRow
 from ._data import DashboardData
 from ._element_ids import ElementId
 from ._exceptions import DashboardArgumentError, DashboardError, TimeRangeError
@@ -35,6 +36,7 @@ __all__ = [
     "BurnRate",
     "ChartKind",
     "ChartSeries",
+    "CostRow",
     "DashboardArgumentError",
     "DashboardData",
     "DashboardError",

@@ -116,6 +116,11 @@ def create_app(
             updated=rendered.updated,
         )
 
+    # Dash embeds the validation layout in every index page: the one without data, so
+    # the page does not carry a second (and stale) fleet table.
+    app.validation_layout = page_layout(  # type: ignore[assignment]
+        title, refresh_s, alerts_extra=alerts_extra_sections
+    )
     app.layout = layout
     register_callbacks(app, data)
     return app

@@ -32,10 +32,14 @@ from ._layout import CHART_IDS, time_range
 from ._pages import PAGE_HIDDEN, PAGE_SHOWN, PAGES, PageName, page_for_path
 from ._rows import AlertRow, ChartKind, SloAlert
 from ._tables import (
+    COST_COLUMNS,
+    COST_MODEL_COLUMNS,
     FLEET_COLUMNS,
+    NO_COST_SLO,
     REMEDIATION_COLUMNS,
     alert_columns,
     alerts_table,
+    cost_table,
     fleet_table,
     message_table,
     remediations_table,
@@ -185,6 +189,37 @@ def register_callbacks(app: dash.Dash, data: DashboardData) -> None:
         )
         return timelines, trail, updated_text(now_s)
 
+    @app.callback(
+        Output(ElementId.COST_TABLE, "children"),
+        Output(ElementId.COST_MODELS_TABLE, "children"),
+        also_updated,
+        tick,
+        shown[PageName.COST],
+        prevent_initial_call="initial_duplicate",
+    )
+    def refresh_cost(
+        _tick: int | None, page_class: str | None
+    ) -> tuple[TableChildren, TableChildren, str]:
+        _only_when_shown(page_class)
+        now_s = data.now()
+        if not data.has_cost:
+            return (
+                message_table(COST_COLUMNS, NO_COST_SLO),
+                message_table(COST_MODEL_COLUMNS, NO_COST_SLO),
+                updated_text(now_s),
+            )
+        try:
+            nodes, models = data.costs(now_s)
+        except Exception as error:
+            _LOG.warning("cost: query failed", exc_info=True)
+            message = unavailable("cost data", error)
+            return (
+                message_table(COST_COLUMNS, message),
+                message_table(COST_MODEL_COLUMNS, message),
+                updated_text(now_s),
+            )
+        return cost_table(nodes), cost_table(models, by_model=True), updated_text(now_s)
+
     for kind, element_id in CHART_IDS.items():
         _register_chart(app, data, kind, element_id, ElementId.FLEET_TABLE, ElementId.FLEET_PAGE)
     _register_chart(
@@ -195,6 +230,13 @@ def register_callbacks(app: dash.Dash, data: DashboardData) -> None:
         ElementId.SLO_TABLE,
         ElementId.SLOS_PAGE,
     )
+    for kind, element_id in (
+        (ChartKind.COST_PER_REQUEST, ElementId.COST_REQUEST_CHART),
+        (ChartKind.COST_PER_1K_OUTPUT_TOKENS, ElementId.COST_TOKENS_CHART),
+    ):
+        _register_chart(
+            app, data, kind, element_id, ElementId.COST_MODELS_TABLE, ElementId.COST_PAGE
+        )
 
 
 def _register_chart(

@@ -12,9 +12,10 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 
 from collectors import MetricSource, RangeSeries
-from slo import parse_duration
+from slo import CostSli, parse_duration
 
 from . import _queries
+from ._cost import CostReader, CostRow, model_rows
 from ._exceptions import DashboardArgumentError, TimeRangeError
 from ._fleet_rows import ERROR_STATUS, read_fleet, values_by_label
 from ._incidents import incidents, slo_alerts
@@ -43,6 +44,8 @@ class DashboardData:
 
     `rate_window_s` is the `rate()` window of the fleet table (and the shortest one the
     charts use); it should span a few scrape intervals. `clock` gives "now" in unix seconds.
+    `cost` is the cost SLI whose GPU prices and counters the cost page reads (None: the
+    page says no cost SLO is configured).
     """
 
     def __init__(
@@ -53,6 +56,7 @@ class DashboardData:
         *,
         rate_window_s: float = 30.0,
         clock: Callable[[], float] = time.time,
+        cost: CostSli | None = None,
     ) -> None:
         if not (math.isfinite(rate_window_s) and rate_window_s > 0):
             raise DashboardArgumentError(
@@ -63,6 +67,7 @@ class DashboardData:
         self._decisions = decisions
         self._rate_window_s = rate_window_s
         self._clock = clock
+        self._cost = None if cost is None else CostReader(source, cost)
 
     @property
     def rate_window_s(self) -> float:
@@ -142,6 +147,11 @@ class DashboardData:
                 ),
                 key=lambda line: line.name,
             )
+        if kind is ChartKind.COST_PER_REQUEST or kind is ChartKind.COST_PER_1K_OUTPUT_TOKENS:
+            if self._cost is None:
+                return []
+            per_request, per_tokens = self._cost.fleet_over_time(start_s, end_s, step_s)
+            return per_request if kind is ChartKind.COST_PER_REQUEST else per_tokens
         if kind is ChartKind.LATENCY:
             lines: list[ChartSeries] = []
             for quantile, suffix in ((0.5, "p50"), (0.99, "p99")):
@@ -153,6 +163,17 @@ class DashboardData:
             return sorted(lines, key=lambda line: natural_sort_key(line.name))
         expr = _queries.request_rate_by_status(window_s)
         return _error_ratio_lines(self._source.query_range(expr, start_s, end_s, step_s))
+
+    @property
+    def has_cost(self) -> bool:
+        return self._cost is not None
+
+    def costs(self, at_s: float) -> tuple[list[CostRow], list[CostRow]]:
+        """Per node and per model, now; both empty without a cost SLI."""
+        if self._cost is None:
+            return [], []
+        nodes = self._cost.node_rows(at_s)
+        return nodes, model_rows(nodes)
 
     def alerts(self, limit: int = 50) -> list[AlertRow]:
         """Every active alert, then the most recent others: firing, pending, resolved."""

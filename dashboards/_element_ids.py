@@ -38,3 +38,10 @@ class ElementId(enum.StrEnum):
     INCIDENTS = "incident-timelines"
     REMEDIATIONS_TABLE = "remediations-table"
     """The audit trail: every decision, taken or refused, newest first."""
+    # the cost page
+    COST_PAGE = "page-cost"
+    COST_TABLE = "cost-table"
+    """Per node: GPU dollars per hour, per request, per 1k output tokens."""
+    COST_MODELS_TABLE = "cost-models-table"
+    COST_REQUEST_CHART = "cost-per-request-chart"
+    COST_TOKENS_CHART = "cost-per-1k-tokens-chart"

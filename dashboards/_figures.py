@@ -30,6 +30,8 @@ CHART_LOOKS: dict[ChartKind, ChartLook] = {
     ChartKind.ERROR_BUDGET_REMAINING: ChartLook(
         "Error budget remaining (burn-down)", "", ".0%", y_max=1.0
     ),
+    ChartKind.COST_PER_REQUEST: ChartLook("GPU cost per request", "$", "$.4~f"),
+    ChartKind.COST_PER_1K_OUTPUT_TOKENS: ChartLook("GPU cost per 1k output tokens", "$", "$.4~f"),
 }
 
 

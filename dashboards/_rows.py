@@ -160,6 +160,9 @@ class ChartKind(enum.StrEnum):
     GPU_UTILIZATION = "gpu-utilization"
     ERROR_BUDGET_REMAINING = "error-budget-remaining"
     """One line per SLO: `slo:error_budget_remaining:ratio` (the burn-down chart)."""
+    COST_PER_REQUEST = "cost-per-request"
+    """GPU dollars per request, by the cost SLO's definition."""
+    COST_PER_1K_OUTPUT_TOKENS = "cost-per-1k-output-tokens"
 
 
 @dataclass(frozen=True, slots=True)

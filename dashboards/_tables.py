@@ -14,6 +14,7 @@ from typing import Any, Generic, TypeVar
 
 from dash import html
 
+from ._cost import CostRow
 from ._display import (
     NO_VALUE,
     format_age,
@@ -273,4 +274,35 @@ def remediations_table(rows: Sequence[RemediationRow]) -> list[html.Thead | html
         rows,
         row_key=lambda row: row.id,
         empty_message="no remediations yet",
+    )
+
+
+def _dollars(value: float | None) -> str:
+    return NO_VALUE if value is None else f"${value:,.4f}"
+
+
+COST_COLUMNS: tuple[Column[CostRow], ...] = (
+    Column("node", "Node", lambda row: row.node or NO_VALUE),
+    Column("model", "Model", lambda row: row.model or NO_VALUE),
+    Column("gpu_dollars_per_hour", "GPU $/hour", lambda row: _dollars(row.gpu_dollars_per_hour)),
+    Column("requests_per_s", "Requests/s", lambda row: format_number(row.requests_per_s)),
+    Column(
+        "output_tokens_per_s", "Output tokens/s", lambda row: format_number(row.output_tokens_per_s)
+    ),
+    Column("dollars_per_request", "$ per request", lambda row: _dollars(row.dollars_per_request)),
+    Column(
+        "dollars_per_1k_output_tokens",
+        "$ per 1k output tokens",
+        lambda row: _dollars(row.dollars_per_1k_output_tokens),
+    ),
+)
+COST_MODEL_COLUMNS: tuple[Column[CostRow], ...] = COST_COLUMNS[1:]
+NO_COST_SLO = "no cost SLO configured (an SLO with a cost SLI gives the GPU prices)"
+
+
+def cost_table(rows: Sequence[CostRow], *, by_model: bool = False) -> list[html.Thead | html.Tbody]:
+    return render_table(
+        COST_MODEL_COLUMNS if by_model else COST_COLUMNS,
+        rows,
+        row_key=lambda row: (row.model or "") if by_model else (row.node or ""),
     )

@@ -15,6 +15,7 @@ def open_fleet_driver(settings: Settings, admin_token: str | None = None) -> Fle
     if section.driver == "kubernetes":
         k8s = section.kubernetes
         return KubernetesFleetDriver.from_kubeconfig(
+            config_file=None if k8s.kubeconfig is None else str(settings.resolve(k8s.kubeconfig)),
             context=k8s.context, namespace=k8s.namespace, pod_selector=k8s.pod_selector,
             node_selector=k8s.node_selector, eviction_deadline_s=k8s.eviction_deadline,
             replacement_timeout_s=k8s.replacement_timeout, request_timeout_s=k8s.request_timeout,

@@ -25,15 +25,18 @@ import httpx
 
 from reference_server import ENV_API_KEYS, generate_api_key
 
-from ._control_plane import ControlPlane
 from ._demo import demo_settings
 from ._exceptions import DemoError
 from ._gameday_fixtures import ScrapeProxy, WebhookSink
-from ._gameday_report import markdown_table, scenario_report
+from ._gameday_process import InProcessPlane, ProcessPlane
+from ._gameday_report import ACTED, TAKES_OUT, markdown_table, scenario_report
 from ._gameday_scenarios import FaultStep, Scenario
 from ._load import LoadGenerator
 from ._processes import ChildProcess, free_port_block, inferops_argv, wait_http_ok
 from ._settings import ENV_ADMIN_TOKEN, ReceiverSettings, Settings, StaticConfig
+
+ENV_API_TOKEN = "INFEROPS_API_TOKEN"
+"""The killed-and-restarted control plane's API token (ApiSettings.token_env's default)."""
 
 logger = logging.getLogger("inferops.gameday")
 
@@ -43,6 +46,8 @@ REQUEST_TIMEOUT_S = 10.0
 """A user gives up on a request after this long (a hung node's requests fail so)."""
 _ADMIN_TIMEOUT_S = 10.0
 _CYCLE_TIMEOUT_S = 120.0
+_KILL_WAIT_S = 25.0
+_SETTLE_TIMEOUT_S = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +103,7 @@ class GameDay:
         self.report_dir = (options.report_dir or self.run_dir).resolve()
         self.children: list[ChildProcess] = []
         self.reports: list[dict[str, Any]] = []
+        self._env: dict[str, str] = {}
 
     def run(self) -> int:
         """0 when every scenario passed, 1 otherwise."""
@@ -113,7 +119,8 @@ class GameDay:
         token = os.environ.get(ENV_ADMIN_TOKEN) or secrets.token_urlsafe(24)
         api_key = generate_api_key()
         env = {**os.environ, ENV_ADMIN_TOKEN: token, ENV_API_KEYS: api_key,
-               "PYTHONUNBUFFERED": "1"}
+               "PYTHONUNBUFFERED": "1", ENV_API_TOKEN: secrets.token_urlsafe(24)}
+        self._env = env
         port = free_port_block(2 * opts.nodes + 2)
         router_url = f"http://127.0.0.1:{port}"
         scrape_ports = [port + opts.nodes + 1 + i for i in range(opts.nodes)]
@@ -177,53 +184,87 @@ class GameDay:
         webhook.bodies.clear()
         if scenario.webhook:
             webhook.start()
-        control_plane = ControlPlane(settings, admin_token=token)
+        plane: InProcessPlane | ProcessPlane
+        if scenario.control_plane_process:
+            api = settings.api.model_copy(update={"port": free_port_block(1, start=19000)})
+            plane = ProcessPlane(settings.model_copy(update={"api": api}), run_dir=self.run_dir,
+                                 name=scenario.name, env=self._env)
+        else:
+            plane = InProcessPlane(settings, admin_token=token)
         load = LoadGenerator(router_url, concurrency=opts.concurrency, api_key=api_key,
                              timeout_s=REQUEST_TIMEOUT_S)
-        plane_task = asyncio.create_task(control_plane.run(), name="control-plane")
-        load_task = asyncio.create_task(load.run(), name="load")
-        started = time.time()
-        fault_at = started + opts.warmup_s
-        injected_at: float | None = None  # when the first fault step really happened
+        kill: dict[str, Any] | None = None
+        load_task: asyncio.Task[None] | None = None
         try:
+            await plane.start()
+            load_task = asyncio.create_task(load.run(), name="load")
+            fault_at = time.time() + opts.warmup_s
+            injected_at: float | None = None  # when the first fault step really happened
             for step in sorted(scenario.steps, key=lambda s: s.at_s):
-                await self._sleep_until(fault_at + step.at_s, plane_task)
+                await self._sleep_until(fault_at + step.at_s, plane)
                 if injected_at is None and step.at_s >= 0:
                     injected_at = time.time()
-                await self._step(step, admin, proxies, webhook)
+                if step.kind == "kill-control-plane" and isinstance(plane, ProcessPlane):
+                    kill = await self._kill_mid_action(plane, str(step.node), admin)
+                else:
+                    await self._step(step, admin, proxies, webhook)
                 self.out(f"  {time.time() - fault_at:+6.1f}s  {step.kind} {step.node or ''} "
                          f"{dict(step.fault) or ''}".rstrip())
-            await self._sleep_until(fault_at + scenario.observe_for_s(short=opts.short),
-                                    plane_task)
+            await self._sleep_until(fault_at + scenario.observe_for_s(short=opts.short), plane)
             load.stop()
             await asyncio.wait([load_task], timeout=REQUEST_TIMEOUT_S + 5)
             if scenario.webhook:
                 webhook.start()
                 await asyncio.sleep(3.0)  # the outbox retries every <= 2 s
-            await asyncio.to_thread(control_plane.wait_notifications)
+            await plane.settle()
+            nodes = (await admin.get("/admin/nodes")).json()["nodes"]
             report = scenario_report(
                 scenario, injected_at_s=injected_at or fault_at, judged_at_s=time.time(),
-                alerts=control_plane.alert_store.recent(1000),
-                decisions=control_plane.decisions.recent(1000),
-                records=list(load.records),
-                availability_objective=_availability_objective(control_plane),
+                alerts=plane.alerts.recent(1000), decisions=plane.decisions.recent(1000),
+                records=list(load.records), availability_objective=plane.objective,
                 max_nodes_out=MAX_NODES_OUT,
                 received=webhook.received() if scenario.webhook else None,
+                kill=kill,
+                drained_at_end=[n["name"] for n in nodes if n["status"] in ("draining", "drained")],
             )
         finally:
             load.stop()
-            for task in (load_task, plane_task):
-                task.cancel()
-            await asyncio.gather(load_task, plane_task, return_exceptions=True)
-            control_plane.close()
+            if load_task is not None:
+                load_task.cancel()
+                await asyncio.gather(load_task, return_exceptions=True)
+            await plane.close()
         for check in report["checks"]:
             self.out(f"  {'ok  ' if check['ok'] else 'FAIL'} {check['check']}: {check['detail']}")
         return report
 
-    async def _sleep_until(self, at_s: float, plane_task: asyncio.Task[None]) -> None:
+    async def _kill_mid_action(self, plane: ProcessPlane, node: str,
+                               admin: httpx.AsyncClient) -> dict[str, Any]:
+        """SIGKILL the control plane while an action on `node` is in flight (or, if none
+        shows within 25 s, anyway: the report says which), then start it again."""
+        deadline = time.time() + _KILL_WAIT_S
+        in_flight: int | None = None
+        while time.time() < deadline:
+            rows = await asyncio.to_thread(plane.decisions.recent, 20, node=node)
+            acting = [d for d in rows if d.action in TAKES_OUT and d.finished_at_s is None]
+            if acting:
+                in_flight = acting[0].id
+                break
+            if any(d.action in TAKES_OUT and d.outcome in ACTED for d in rows):
+                break  # it finished between two looks: too late to catch it
+            await asyncio.sleep(0.02)
+        killed_at, restarted_at = await plane.kill_and_restart()
+        state = next(n for n in (await admin.get("/admin/nodes")).json()["nodes"]
+                     if n["name"] == node)
+        what = "no action in flight" if in_flight is None else f"decision {in_flight} in flight"
+        self.out(f"  SIGKILL control plane ({what}); restarted")
+        return {"node": node, "decision_id": in_flight, "killed_at": killed_at,
+                "restarted_at": restarted_at,
+                "node_drained_at_kill": state["status"] in ("draining", "drained")}
+
+    async def _sleep_until(self, at_s: float, plane: InProcessPlane | ProcessPlane) -> None:
         while (left := at_s - time.time()) > 0:
-            if plane_task.done():
-                raise DemoError(f"the control plane stopped: {plane_task.exception()!r}")
+            if (problem := plane.problem()) is not None:
+                raise DemoError(problem)
             if not self.children[0].running():
                 raise DemoError(f"the fleet exited; last lines:\n{self.children[0].tail()}")
             await asyncio.sleep(min(0.5, left))
@@ -272,17 +313,30 @@ class GameDay:
             await admin.post(f"/admin/nodes/{name}/weight", json={"weight": 1.0})
         router_url = str(admin.base_url).rstrip("/")
         await asyncio.to_thread(self._wait_healthy, router_url, fleet)
-        self.out("  (fleet reset: faults cleared, every node serving)")
+        await self._wait_idle([proxy.target_port for proxy in proxies.values()])
+        self.out("  (fleet reset: faults cleared, every node serving and idle)")
+
+    async def _wait_idle(self, node_ports: list[int]) -> None:
+        """Wait until no node still works off the last drill's backlog (a node released from
+        a hang runs its stuck requests; their latency must not count against the next one)."""
+        deadline = time.monotonic() + _SETTLE_TIMEOUT_S
+        async with httpx.AsyncClient(timeout=_ADMIN_TIMEOUT_S) as client:
+            for port in node_ports:
+                while time.monotonic() < deadline:
+                    try:
+                        body = (await client.get(f"http://127.0.0.1:{port}/health")).json()
+                    except (httpx.HTTPError, ValueError):
+                        body = {}
+                    if body.get("running") == 0 and body.get("waiting") == 0:
+                        break
+                    await asyncio.sleep(0.5)
+                else:
+                    logger.warning("node on port %d still busy after %g s; going on", port,
+                                   _SETTLE_TIMEOUT_S)
+                    return
 
     def _write(self, report: dict[str, Any]) -> None:
         self.report_dir.mkdir(parents=True, exist_ok=True)
         path = self.report_dir / f"{report['scenario']}.json"
         path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
 
-
-def _availability_objective(control_plane: ControlPlane) -> float:
-    """The availability SLO's objective (the error budget is 1 - it); 0.99 without one."""
-    for spec in control_plane.slo_specs:
-        if "availability" in spec.name:
-            return spec.objective
-    return 0.99

@@ -5,8 +5,9 @@ the webhook receiver got), so the rules in docs/gamedays.md are tested without a
 
 An action is *unsafe* when the control plane, through a succeeded `drain`, `cycle` or
 `reroute`:
-- took out a node the scenario did not break (a healthy node; in the scrape-down drill
-  the node whose monitoring, not serving, was broken is healthy too), or
+- took out a node the scenario did not break, or any node before the fault (a healthy
+  node; in the scrape-down drill the node whose monitoring, not serving, was broken is
+  healthy too), or
 - left more nodes taken out at once than the game day's disruption budget.
 """
 
@@ -22,15 +23,18 @@ from ._demo_report import POST_MITIGATION_GRACE_S
 from ._gameday_scenarios import Scenario
 from ._load import RequestRecord
 
+ACTED = frozenset({Outcome.SUCCEEDED, Outcome.FAILED, Outcome.ROLLED_BACK})
+"""Outcomes of decisions that touched (or may have touched) the fleet."""
 TAKES_OUT = ("drain", "cycle", "reroute")
 """Actions that take a node out of service (a reroute sets its weight, usually to 0)."""
 
 
 def unsafe_actions(
     decisions: Sequence[Decision], *, faulty_nodes: Iterable[str], max_nodes_out: int,
-    scrape_blocked: Iterable[str] = (),
+    injected_at_s: float, scrape_blocked: Iterable[str] = (),
 ) -> list[dict[str, Any]]:
-    """Every succeeded action that took out a healthy node or exceeded the budget, in order."""
+    """Every succeeded action that took out a healthy node or exceeded the budget, in order;
+    before `injected_at_s` every node was healthy."""
     faulty = set(faulty_nodes)
     blocked = set(scrape_blocked)
     out: set[str] = set()
@@ -44,7 +48,9 @@ def unsafe_actions(
         if decision.action not in TAKES_OUT:
             continue
         why: str | None = None
-        if decision.node not in faulty:
+        if decision.started_at_s < injected_at_s:
+            why = f"took out {decision.node} before any fault, while it was healthy"
+        elif decision.node not in faulty:
             why = (
                 f"acted on {decision.node}, whose scrape was broken but which was healthy"
                 if decision.node in blocked
@@ -99,8 +105,13 @@ def scenario_report(
     availability_objective: float,
     max_nodes_out: int,
     received: Sequence[Mapping[str, Any]] | None = None,
+    kill: Mapping[str, Any] | None = None,
+    drained_at_end: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """One scenario's report (unix-second timestamps) with its checks and verdict."""
+    """One scenario's report (unix-second timestamps) with its checks and verdict. `kill`
+    describes the control-plane kill (`decision_id` in flight or None, `node`,
+    `node_drained_at_kill`, `killed_at`, `restarted_at`); `drained_at_end`: the nodes the
+    router had drained when the scenario was judged."""
     faulty = set(scenario.faulty_nodes)
     expect = scenario.expect
     detections = sorted(
@@ -118,6 +129,9 @@ def scenario_report(
     ttd = None if detection is None else round((detection.fired_at_s or 0.0) - injected_at_s, 3)
     ttm = (None if mitigation is None or mitigation.finished_at_s is None
            else round(mitigation.finished_at_s - injected_at_s, 3))
+    if ttm is None and kill is not None and kill["node_drained_at_kill"]:
+        # The killed process drained it but never recorded the end: at the latest, the kill.
+        ttm = round(kill["killed_at"] - injected_at_s, 3)
     failed = [r for r in records if not r.ok]
     in_flight = [r for r in failed if r.started_at_s <= injected_at_s < r.finished_at_s]
     mitigated_at = None if ttm is None else injected_at_s + ttm
@@ -126,13 +140,15 @@ def scenario_report(
     budget = 1.0 - availability_objective
     consumed = (len(failed) / len(records) / budget) if records and budget > 0 else None
     unsafe = unsafe_actions(
-        decisions, faulty_nodes=faulty, max_nodes_out=max_nodes_out,
+        decisions, faulty_nodes=faulty, max_nodes_out=max_nodes_out, injected_at_s=injected_at_s,
         scrape_blocked=[s.node for s in scenario.steps if s.kind == "block-scrape" and s.node],
     )
     lost = None if received is None else missing_notifications(
         alerts, received, settled_before_s=judged_at_s - 5.0)
     checks = _checks(scenario, ttd=ttd, ttm=ttm, decisions=decisions, unsafe=unsafe,
                      failed_after=len(after), lost=lost, injected_at_s=injected_at_s)
+    if expect.resumes_action:
+        checks.extend(_kill_checks(kill, decisions, drained_at_end))
     return {
         "scenario": scenario.name,
         "description": scenario.description,
@@ -158,6 +174,7 @@ def scenario_report(
         ],
         "unsafe_actions": unsafe,
         "notifications_missing": lost,
+        "control_plane_kill": None if kill is None else dict(kill),
         "checks": checks,
         "passed": all(check["ok"] for check in checks),
     }
@@ -181,16 +198,19 @@ def _checks(
               f"named {'/'.join(scenario.faulty_nodes)}")
         if expect.max_detect_s is not None:
             check("detect within target", ttd is not None and ttd <= expect.max_detect_s,
-                  f"{ttd} s (target <= {expect.max_detect_s:g} s)")
+                  f"{'not detected' if ttd is None else f'{ttd} s'} "
+                  f"(target <= {expect.max_detect_s:g} s)")
     if expect.mitigate:
         check("mitigated", ttm is not None,
               f"faulty node drained after {ttm} s" if ttm is not None
               else "no faulty node was drained")
         if expect.max_mitigate_s is not None:
             check("mitigate within target", ttm is not None and ttm <= expect.max_mitigate_s,
-                  f"{ttm} s (target <= {expect.max_mitigate_s:g} s)")
+                  f"{'not mitigated' if ttm is None else f'{ttm} s'} "
+                  f"(target <= {expect.max_mitigate_s:g} s)")
         check("no failures after mitigation", ttm is not None and failed_after == 0,
-              f"{failed_after} failed request(s) started after mitigation")
+              "not mitigated" if ttm is None
+              else f"{failed_after} failed request(s) started after mitigation")
     else:
         acted = [d for d in decisions if d.outcome == Outcome.SUCCEEDED
                  and d.action in TAKES_OUT and d.started_at_s >= injected_at_s]
@@ -206,11 +226,42 @@ def _checks(
           f"at most {worst} drain(s) of one node (limit {expect.max_drains_per_node})")
     check("no unsafe actions", not unsafe,
           "0 unsafe" if not unsafe else "; ".join(u["why"] for u in unsafe))
+    if expect.refused_by is not None:
+        refusals = [d for d in decisions
+                    if d.outcome == Outcome.REFUSED and d.guard == expect.refused_by]
+        check(f"refused by {expect.refused_by}", bool(refusals),
+              f"{len(refusals)} action(s) refused: "
+              + ", ".join(f"{d.action} {d.node}" for d in refusals) if refusals
+              else f"no action was refused by the {expect.refused_by} guard")
     if expect.notifications_complete:
         check("notifications delivered", lost is not None and not lost,
               "every alert transition reached the receiver" if lost == []
               else f"missing: {', '.join(lost or ['no receiver'])}")
     return checks
+
+
+def _kill_checks(kill: Mapping[str, Any] | None, decisions: Sequence[Decision],
+                 drained_at_end: Sequence[str]) -> list[dict[str, Any]]:
+    if kill is None:
+        return [{"check": "control plane killed", "ok": False, "detail": "it was not killed"}]
+    node = kill["node"]
+    in_flight = kill.get("decision_id")
+    repeats = [d for d in decisions if d.node == node and d.action in TAKES_OUT
+               and d.outcome in ACTED and d.started_at_s >= kill["restarted_at"]]
+    repeated = bool(kill["node_drained_at_kill"]) and bool(repeats)
+    return [
+        {"check": "killed mid-action", "ok": in_flight is not None,
+         "detail": f"SIGKILL while decision {in_flight} was acting" if in_flight is not None
+         else "no action was in flight within 25 s; killed anyway"},
+        {"check": "action not lost", "ok": node in drained_at_end,
+         "detail": f"{node} {'is' if node in drained_at_end else 'is NOT'} drained at the end"},
+        {"check": "action not repeated", "ok": not repeated,
+         "detail": (f"{node} was already drained at the kill; after the restart: "
+                    + (", ".join(f"{d.action} {d.outcome}" for d in repeats) or "nothing"))
+         if kill["node_drained_at_kill"]
+         else f"{node} was not drained yet at the kill; after the restart: "
+              + (", ".join(f"{d.action} {d.outcome}" for d in repeats) or "nothing")},
+    ]
 
 
 def markdown_table(reports: Sequence[Mapping[str, Any]]) -> str:

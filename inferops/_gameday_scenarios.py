@@ -15,7 +15,9 @@ from typing import Literal
 from ._exceptions import DemoError
 
 StepKind = Literal["inject", "clear", "block-scrape", "unblock-scrape", "stop-webhook",
-                   "start-webhook"]
+                   "start-webhook", "kill-control-plane"]
+"""`kill-control-plane` waits (up to 25 s) until an action on `node` is in flight, SIGKILLs
+the control plane process and starts it again one second later."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +43,9 @@ class Expectation:
       disruption budget the game day configures).
     - `max_drains_per_node`: succeeded drains of one node (a flapping node is drained once).
     - `notifications_complete`: every alert transition reached the webhook receiver.
+    - `refused_by`: a guard of this name must have refused at least one action.
+    - `resumes_action`: after a SIGKILL mid-action and a restart, the action is neither lost
+      (the node ends drained) nor repeated (no second drain of an already drained node).
     """
 
     detect_alerts: tuple[str, ...] = ()
@@ -50,6 +55,8 @@ class Expectation:
     max_nodes_out: int = 1
     max_drains_per_node: int = 1
     notifications_complete: bool = False
+    refused_by: str | None = None
+    resumes_action: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +71,8 @@ class Scenario:
     """Seconds after the fault before the scenario is judged (`--short` halves it, >= 20 s)."""
     webhook: bool = False
     """Route alerts to a local webhook receiver (the receiver-down drill)."""
+    control_plane_process: bool = False
+    """Run the control plane as `inferops run` in its own process (the kill drill)."""
 
     def observe_for_s(self, *, short: bool) -> float:
         return max(20.0, self.observe_s / 2) if short else self.observe_s
@@ -113,10 +122,11 @@ SCENARIOS: dict[str, Scenario] = {
                  ("node-1",), (_inject("node-1", "thermal"),), Expectation(_NODE_ALERTS)),
         Scenario("kv-cache-leak", "node-1 never frees KV blocks; requests queue", ("node-1",),
                  (_inject("node-1", "kv-leak"),), Expectation(_NODE_ALERTS)),
-        Scenario("two-nodes", "node-1 and node-2 crash together; the disruption budget (1 "
-                 "node) must stop the second drain", ("node-1", "node-2"),
-                 (_inject("node-1", "crash"), _inject("node-2", "crash")),
-                 _timed("NodeDown")),
+        Scenario("two-nodes", "node-1 and node-2 fail every request at once; the disruption "
+                 "budget (1 node) must stop the second drain", ("node-1", "node-2"),
+                 (_inject("node-1", "error-burst", ratio=1.0),
+                  _inject("node-2", "error-burst", ratio=1.0)),
+                 Expectation(("NodeHighErrorRate",), refused_by="disruption-budget")),
         Scenario("flapping-node", "node-1 fails for 5 s, recovers for 5 s, four times",
                  ("node-1",), _flaps("node-1", count=4, on_s=5.0, off_s=5.0),
                  Expectation(("NodeHighErrorRate",))),
@@ -131,13 +141,16 @@ SCENARIOS: dict[str, Scenario] = {
                   FaultStep(15.0, "start-webhook")),
                  Expectation(("NodeHighErrorRate",), notifications_complete=True),
                  webhook=True),
+        Scenario("control-plane-killed", "the control plane is SIGKILLed while it drains "
+                 "node-1 (error burst), then restarted on the same store", ("node-1",),
+                 (_inject("node-1", "error-burst", ratio=1.0),
+                  FaultStep(0.0, "kill-control-plane", "node-1")),
+                 Expectation(("NodeHighErrorRate",), resumes_action=True),
+                 control_plane_process=True),
     )
 }
 
-NOT_IMPLEMENTED: dict[str, str] = {
-    "control-plane-killed": "SIGKILL of the control plane mid-remediation needs the control "
-    "plane in its own process (`inferops run`) with its API; not built in this wave",
-}
+NOT_IMPLEMENTED: dict[str, str] = {}
 """Scenarios of the issue this runner cannot drive yet, and why (reported, never skipped
 silently)."""
 

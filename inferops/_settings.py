@@ -219,9 +219,11 @@ class ApiSettings(_Section):
 
 class KubernetesSettings(_Section):
     """The Kubernetes fleet driver (`remediation.driver: kubernetes`; docs/kubernetes.md):
-    the cluster from kubeconfig `context` (or in-cluster), the serving pods `pod_selector`
+    the cluster from the `kubeconfig` file (default ~/.kube/config) and `context`, or
+    in-cluster, the serving pods `pod_selector`
     picks in `namespace`, on the nodes `node_selector` picks."""
 
+    kubeconfig: str | None = None
     context: str | None = None
     namespace: str = Field(default="default", min_length=1)
     pod_selector: str = Field(default="app=llm-serving", min_length=1)

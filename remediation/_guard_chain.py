@@ -39,6 +39,8 @@ from ._verification import still_firing
 logger = logging.getLogger("remediation")
 
 _LABEL_VALUE = re.compile(r'["\\\n]')
+KNOWN_TARGET_WINDOW_S = 600
+"""A node with no `up` sample in this long is not scraped here (or not labelled by node)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,21 +117,30 @@ class GuardChain:
                 return refusal
         if self._source is None:
             return None
-        up, count = self._scrape_evidence(context.node_label, request.node, request.now_s)
+        evidence = self._scrape_evidence(context.node_label, request.node, request.now_s)
+        if evidence is None:
+            return None
+        up, count = evidence
         return stale_evidence(request.node, request.state, up, count,
                               self._limits.stale_after_s)
 
-    def _scrape_evidence(self, label: str, node: str, now_s: float) -> tuple[float | None, int]:
-        """The node's latest `up` and how many `up` samples the stale window holds."""
+    def _scrape_evidence(self, label: str, node: str, now_s: float
+                         ) -> tuple[float | None, int] | None:
+        """The node's latest `up` and how many `up` samples the stale window holds; None when
+        the source has no `up` series for the node at all in `KNOWN_TARGET_WINDOW_S` (its
+        targets are not labelled by node, or it is not scraped here): no judgement then."""
         assert self._source is not None
         selector = f'up{{{label}="{_LABEL_VALUE.sub("", node)}"}}'
         window = f"{max(1, round(self._limits.stale_after_s))}s"
+        known = f"{max(KNOWN_TARGET_WINDOW_S, round(self._limits.stale_after_s))}s"
         try:
+            if not self._source.query(f"count_over_time({selector}[{known}])", now_s):
+                return None
             counts = self._source.query(f"count_over_time({selector}[{window}])", now_s)
             latest = self._source.query(f"last_over_time({selector}[{window}])", now_s)
         except Exception as error:
             logger.warning("cannot read the scrape evidence of %s: %s", node, error)
-            return None, 0
+            return None, 0  # evidence that cannot be read is not evidence
         count = int(sum(sample.value for sample in counts))
         up = min((sample.value for sample in latest), default=None)
         return up, count

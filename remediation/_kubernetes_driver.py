@@ -83,17 +83,23 @@ class KubernetesFleetDriver:
         return cls(k8s.ApiClient(configuration), **options)
 
     @classmethod
-    def from_kubeconfig(cls, *, context: str | None = None, **options: Any
-                        ) -> KubernetesFleetDriver:
-        """A driver from `~/.kube/config` (or `$KUBECONFIG`), or the in-cluster service
-        account when running in a pod."""
+    def from_kubeconfig(cls, *, config_file: str | None = None, context: str | None = None,
+                        **options: Any) -> KubernetesFleetDriver:
+        """A driver from the kubeconfig `config_file` (None: `~/.kube/config`), or, when
+        there is none, the in-cluster service account of the pod it runs in."""
         from kubernetes import config
 
         try:
             api_client = config.new_client_from_config(  # type: ignore[no-untyped-call]
-                context=context)
-        except config.ConfigException:
-            config.load_incluster_config()  # type: ignore[no-untyped-call]
+                config_file=config_file, context=context)
+        except (config.ConfigException, OSError) as kubeconfig_error:
+            try:
+                config.load_incluster_config()  # type: ignore[no-untyped-call]
+            except config.ConfigException as error:
+                raise FleetDriverError(
+                    f"no Kubernetes credentials: kubeconfig {config_file or '~/.kube/config'}: "
+                    f"{kubeconfig_error}; in-cluster: {error}"
+                ) from None
             api_client = k8s.ApiClient()
         return cls(api_client, **options)
 

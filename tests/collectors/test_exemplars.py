@@ -9,6 +9,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -144,7 +145,9 @@ def exemplar_times(text: str) -> dict[str, float]:
     """trace_id -> the exemplar timestamp prometheus_client wrote (it is the observe time),
     in whole milliseconds as the store (and Prometheus) keep it."""
     return {
-        s.exemplar.labels["trace_id"]: round(float(s.exemplar.timestamp) * 1000) / 1000
+        s.exemplar.labels["trace_id"]: int(
+            Decimal(f"{s.exemplar.timestamp.sec}.{s.exemplar.timestamp.nsec:09d}") * 1000
+        ) / 1000
         for family in text_string_to_metric_families(text)
         for s in family.samples
         if s.exemplar is not None
@@ -211,7 +214,7 @@ def test_a_v0002_database_is_upgraded_to_store_exemplars(tmp_path: Path) -> None
         with engine.connect() as connection:
             config = _config(connection)
             config.attributes["connection"] = connection
-            from collectors._migrations import VERSION_TABLE  # noqa: PLC0415
+            from collectors._migrations import VERSION_TABLE
 
             assert VERSION_TABLE
             command.upgrade(config, "0002")
@@ -274,7 +277,7 @@ def test_a_real_prometheus_and_the_store_give_the_same_exemplars(
     binary = shutil.which("prometheus")
     if binary is None:
         pytest.skip("prometheus is not installed (Debian package 'prometheus')")
-    address, registry = exporter
+    address, _ = exporter
     (tmp_path / "prometheus.yml").write_text(
         "scrape_configs:\n"
         "  - job_name: models\n"
@@ -300,7 +303,8 @@ def test_a_real_prometheus_and_the_store_give_the_same_exemplars(
             deadline = time.monotonic() + 60
             while len(theirs) < 2:
                 if process.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"no exemplars from prometheus: {(tmp_path / 'log.txt').read_text()[-2000:]}")
+                    log = (tmp_path / "log.txt").read_text()[-2000:]
+                    pytest.fail(f"no exemplars from prometheus: {log}")
                 time.sleep(0.5)
                 try:
                     theirs = prometheus.query_exemplars(expr, start, end)

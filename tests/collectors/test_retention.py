@@ -213,3 +213,24 @@ def test_a_6h_rate_across_the_rollup_boundary_reads_the_exact_rate(store: Sample
     assert source.query(
         "increase(tokens_total[10m])", T0 + 3 * HOUR - 14
     )[0].value == pytest.approx(600.0, rel=1e-12)
+
+
+def test_a_sparse_range_query_reads_only_its_windows_and_agrees_with_instant_queries(
+    store: SampleStore,
+) -> None:
+    counter_store(store, 8)
+    store.append([ScrapedSample("tokens_total", {"node": "n0"}, math.nan, T0 + 3 * HOUR + 7,
+                                stale=True)])  # a marker inside a rolled-up minute
+    Retention(store, raw_s=2 * HOUR, rollup_s=35 * 86400).compact(T0 + 8 * HOUR)
+    source = StoreSource(store, cache_samples=0)
+    # Windows of 5 minutes every 30 minutes: a sparse read, across roll-ups and raw samples.
+    for expr in ("rate(tokens_total[5m])", "count_over_time(tokens_total[5m])"):
+        (series,) = source.query_range(expr, T0 + HOUR, T0 + 8 * HOUR, 1800)
+        assert len(series.timestamps_s) == 15
+        for at, value in zip(series.timestamps_s, series.values, strict=True):
+            assert source.query(expr, at)[0].value == value, (expr, at - T0)
+    (counts,) = source.query_range("count_over_time(tokens_total[5m])", T0 + HOUR,
+                                   T0 + 8 * HOUR, 1800)
+    # 5 roll-ups per window up to 5 h 30 m; at 6 h (raw from 6 h) 5 roll-ups and the raw
+    # sample at 6 h; from 6 h 30 m on, 20 raw samples (every 15 s).
+    assert counts.values == (5.0,) * 10 + (6.0,) + (20.0,) * 4

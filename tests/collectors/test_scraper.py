@@ -295,7 +295,9 @@ async def test_request_prefers_openmetrics_and_states_the_timeout(
     target = target_for(server.url, timeout_s=2.5)
     await Scraper([target], store).scrape_once(target)
     (headers,) = server.requests
-    assert headers["Accept"].startswith("application/openmetrics-text;version=1.0.0;q=0.5,")
+    assert headers["Accept"].startswith(
+        "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.6,"
+    )
     assert "text/plain;version=0.0.4;q=0.3" in headers["Accept"]
     assert headers["X-Prometheus-Scrape-Timeout-Seconds"] == "2.5"
 

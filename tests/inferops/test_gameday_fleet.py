@@ -2,14 +2,14 @@
 nothing healthy is touched, and a node whose monitoring (not serving) breaks is left alone.
 
 One fleet and one game day serve every case (the fleet is reset between scenarios), so the
-module costs one fleet start plus about 35 s per scenario.
+module costs one fleet start plus about 40 s per scenario (two here: the GPU XID, crash
+and latency faults are the demo's tests already).
 """
 
 from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,7 +19,7 @@ from inferops._gameday_scenarios import SCENARIOS
 
 pytestmark = pytest.mark.integration
 
-SHORT_SCENARIOS = ("error-burst", "gpu-xid", "scrape-down")
+SHORT_SCENARIOS = ("error-burst", "scrape-down")
 
 
 @pytest.fixture(scope="module")
@@ -46,38 +46,28 @@ def game_day(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, dict[str, d
 
 
 @pytest.mark.parametrize(
-    ("scenario", "alert", "drained"),
+    ("scenario", "alert", "taken"),
     [
-        ("error-burst", "NodeHighErrorRate", ["node-1"]),
-        ("gpu-xid", "GpuXidError", ["node-1"]),
+        ("error-burst", "NodeHighErrorRate", [("drain", "node-1")]),
+        ("scrape-down", None, []),
     ],
     ids=["an error burst is detected and its node drained in time",
-         "a GPU XID is detected and its node drained in time"],
+         "a node whose scrape breaks while it serves is not remediated"],
 )
-def test_a_faulty_node_is_detected_and_drained_within_the_targets(
-    game_day: tuple[int, dict[str, dict[str, Any]]], scenario: str, alert: str,
-    drained: list[str],
+def test_each_short_scenario_does_what_its_expectation_says(
+    game_day: tuple[int, dict[str, dict[str, Any]]], scenario: str, alert: str | None,
+    taken: list[tuple[str, str]],
 ) -> None:
     report = game_day[1][scenario]
 
-    assert report["detection"]["alert"] == alert
-    assert report["detection"]["node"] == "node-1"
-    assert [a["node"] for a in report["actions"]
-            if a["action"] == "drain" and a["outcome"] == "succeeded"] == drained
+    detected = report["detection"]
+    assert (None if detected is None else (detected["alert"], detected["node"])) == (
+        None if alert is None else (alert, "node-1"))
+    assert [(a["action"], a["node"]) for a in report["actions"]
+            if a["outcome"] == "succeeded"] == taken
     assert report["unsafe_actions"] == []
     assert report["requests"]["failed_after_mitigation"] == 0
     assert [c for c in report["checks"] if not c["ok"]] == []
-    assert report["passed"] is True
-
-
-def test_a_node_whose_scrape_breaks_while_it_serves_is_not_remediated(
-    game_day: tuple[int, dict[str, dict[str, Any]]],
-) -> None:
-    report = game_day[1]["scrape-down"]
-
-    assert [a for a in report["actions"] if a["outcome"] == "succeeded"] == []
-    assert report["unsafe_actions"] == []
-    assert report["requests"]["failed"] == 0
     assert report["passed"] is True
 
 

@@ -13,7 +13,7 @@ from fake_kubernetes import TOKEN, FakeKubernetes, serve_fake_kubernetes
 from inferops._exceptions import ConfigError
 from inferops._fleet_driver import open_fleet_driver
 from inferops._settings import parse_settings
-from remediation import KubernetesFleetDriver, NodeStatus, ReferenceFleetDriver
+from remediation import FleetDriverError, KubernetesFleetDriver, NodeStatus, ReferenceFleetDriver
 
 
 @pytest.fixture
@@ -22,7 +22,7 @@ def cluster() -> Iterator[FakeKubernetes]:
 
 
 def test_kubernetes_is_reached_through_the_kubeconfig_with_the_settings_selectors(
-    cluster: FakeKubernetes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    cluster: FakeKubernetes, tmp_path: Path
 ) -> None:
     kubeconfig = tmp_path / "kubeconfig"
     kubeconfig.write_text(f"""\
@@ -33,11 +33,11 @@ users: [{{name: remediation, user: {{token: {TOKEN}}}}}]
 contexts: [{{name: fake, context: {{cluster: fake, user: remediation}}}}]
 current-context: fake
 """, encoding="utf-8")
-    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
     settings = parse_settings(
-        "remediation:\n  driver: kubernetes\n  kubernetes:\n    context: fake\n"
+        "remediation:\n  driver: kubernetes\n  kubernetes:\n    kubeconfig: kubeconfig\n"
+        "    context: fake\n"
         "    namespace: llm\n    pod_selector: app=llm-serving\n    node_selector: pool=llm\n",
-        environ={},
+        environ={}, base_dir=tmp_path,
     )
 
     driver = open_fleet_driver(settings)
@@ -46,6 +46,18 @@ current-context: fake
     assert [(n.name, n.status) for n in driver.nodes()] == [
         ("gpu-0", NodeStatus.SERVING), ("gpu-1", NodeStatus.SERVING)]
     driver.close()
+
+
+def test_missing_kubernetes_credentials_are_a_clear_error(tmp_path: Path) -> None:
+    settings = parse_settings(
+        "remediation: {driver: kubernetes, kubernetes: {kubeconfig: missing.yaml}}",
+        environ={}, base_dir=tmp_path)
+
+    with pytest.raises(FleetDriverError) as raised:
+        open_fleet_driver(settings)
+    assert str(raised.value).startswith(
+        f"no Kubernetes credentials: kubeconfig {tmp_path / 'missing.yaml'}: ")
+    assert str(raised.value).endswith("; in-cluster: Service host/port is not set.")
 
 
 def test_the_reference_driver_needs_the_admin_token() -> None:

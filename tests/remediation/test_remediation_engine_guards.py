@@ -190,9 +190,11 @@ def test_an_alert_that_flaps_is_not_acted_on(
         ([(900.0, 1.0)], serving("node-1"), ("drain", "node-1", "refused", "stale-evidence")),
         ([(995.0, 0.0), (1000.0, 0.0)], node("node-1", "down", healthy=False),
          ("drain", "node-1", "succeeded", None)),
+        ([], serving("node-1"), ("drain", "node-1", "succeeded", None)),
     ],
     ids=["fresh scrapes of a healthy node: act", "the scrape fails but the node is fine: refuse",
-         "the last scrape is 100 s old: refuse", "the node is really down: act"],
+         "the last scrape is 100 s old: refuse", "the node is really down: act",
+         "no up series names the node: the guard cannot judge and stands aside"],
 )
 def test_evidence_from_a_broken_scrape_is_not_acted_on(
     up_samples: list[tuple[float, float]], state: Any, result: tuple[str, str, str, str | None],
