@@ -21,12 +21,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
 import socket
 import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 from ._common import Options, Result, percentile
@@ -211,6 +213,16 @@ class _Connection:
             self._buffer = self._buffer[size + 2:]
 
 
+def _cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) a process used so far: the router's cost per request
+    without the scheduling delay a busy machine adds to wall-clock numbers."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return math.nan
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind((HOST, 0))
@@ -293,14 +305,18 @@ def run(options: Options) -> Result:
             direct.small(small)
             routed.small(small)
             routed.stream(stream8)
+        cpu_before = _cpu_s(router.pid)
         plain_direct, plain_routed = _alternating(direct, routed, lambda c: c.small(small),
                                                   requests)
+        cpu_small_ms = (_cpu_s(router.pid) - cpu_before) * 1000 / len(plain_routed)
         ttfb_direct, ttfb_routed = _alternating(direct, routed, lambda c: c.stream(stream8)[0],
                                                 requests)
         direct.close()
         routed.close()
         _relay_rate(router_port, streams, events // 10)  # warm-up
+        cpu_before = _cpu_s(router.pid)
         rate, relayed = _relay_rate(router_port, streams, events)
+        cpu_event_us = (_cpu_s(router.pid) - cpu_before) * 1e6 / relayed
         direct_rate, _ = _relay_rate(upstream_port, streams, events)
     finally:
         for process in (router, upstream):
@@ -326,6 +342,8 @@ def run(options: Options) -> Result:
         "stream_ttfb_routed_ms": {"p50": ms(ttfb_routed, 50), "p99": ms(ttfb_routed, 99)},
         "added_ms": added,
         "relayed_events_per_s": rate,
+        "router_cpu_ms_per_small_request": cpu_small_ms,
+        "router_cpu_us_per_relayed_event": cpu_event_us,
         "relayed_events": relayed,
         "direct_events_per_s": direct_rate,
         "targets": {"added_p50_ms": 1.0, "added_p99_ms": 3.0, "relayed_events_per_s": 30000},
@@ -340,6 +358,8 @@ def run(options: Options) -> Result:
         ("  direct p50 / p99", f"{ms(ttfb_direct, 50):.3f} / {ms(ttfb_direct, 99):.3f} ms"),
         ("relayed SSE events/s (router on 1 core)", f"{rate:,.0f}  (target >= 30,000)"),
         ("  direct events/s (same client)", f"{direct_rate:,.0f}"),
+        ("router CPU per small request / per event",
+         f"{cpu_small_ms:.2f} ms / {cpu_event_us:.1f} us"),
     ]
     return Result(
         params={"requests_per_side": requests, "streams": streams, "events_per_stream": events,

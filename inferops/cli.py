@@ -333,10 +333,15 @@ def dashboard(
         overrides["dashboard.port"] = port
     settings = load_settings(config, overrides=overrides)
     database = open_database(settings.store.url)
+    from slo import CostSli, load_slo_specs
+
+    costs = [spec.sli for file in settings.slo.files
+             for spec in load_slo_specs(settings.resolve(file)) if isinstance(spec.sli, CostSli)]
     data = DashboardData(
         open_metric_source(settings, SampleStore(database)),
         AlertStore(database),
         DecisionLog(database),
+        cost=costs[0] if costs else None,  # the cost page prices GPUs by the first cost SLO
     )
     application = create_app(data, refresh_s=settings.dashboard.refresh)
     typer.echo(f"Dashboard on http://{settings.dashboard.host}:{settings.dashboard.port}/")

@@ -27,6 +27,7 @@ from ._incidents import Incident, IncidentLog
 from ._kubernetes_driver import KubernetesFleetDriver
 from ._policy import ACTIONS, MODES, PolicyRule, PolicyStep, RemediationPolicy
 from ._policy_file import load_remediation_policy, parse_remediation_policy
+from ._profile_log import ProfileLog, ProfilingDriver, StoredProfile
 from ._reference_driver import ReferenceFleetDriver
 from ._switches import BreakerState, KillSwitch
 
@@ -57,12 +58,15 @@ __all__ = [
     "PolicyError",
     "PolicyRule",
     "PolicyStep",
+    "ProfileLog",
     "ProfileOp",
     "ProfileTable",
+    "ProfilingDriver",
     "ReferenceFleetDriver",
     "RemediationEngine",
     "RemediationError",
     "RemediationPolicy",
+    "StoredProfile",
     "UnknownNodeError",
     "backtest",
     "create_remediation_router",
