@@ -9,6 +9,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from remediation_doubles import (
@@ -65,23 +66,44 @@ def router(served_router: StandInRouter) -> StandInRouter:
     return served_router
 
 
-def serve_control_plane(fleet_url: str, log: DecisionLog) -> Iterator[ControlPlaneApi]:
+class SwappableApp:
+    """One ASGI server per module whose app each test replaces (starting a server per test
+    was most of this module's runtime)."""
+
+    def __init__(self) -> None:
+        self.app: Any = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await self.app(scope, receive, send)
+
+
+@pytest.fixture(scope="module")
+def served_api() -> Iterator[tuple[SwappableApp, str]]:
+    swappable = SwappableApp()
+    with serve(swappable) as url:
+        yield swappable, url
+
+
+def control_plane_on(served: tuple[SwappableApp, str], fleet_url: str, log: DecisionLog
+                     ) -> Iterator[ControlPlaneApi]:
+    """The control plane's API (a real engine over `fleet_url`) behind the module's server."""
+    swappable, url = served
     driver = ReferenceFleetDriver(fleet_url, admin_token=ADMIN_TOKEN)
     engine = RemediationEngine(driver, log, POLICY, cooldown_s=300.0, verify_timeout_s=2.0)
-    api = create_control_plane_api(
+    swappable.app = create_control_plane_api(
         token=API_TOKEN,
         routers=[create_remediation_router(engine, log, IncidentLog(log.database))],
     )
-    with serve(api) as url:
-        yield ControlPlaneApi(url, engine, log)
+    yield ControlPlaneApi(url, engine, log)
     engine.close()
     driver.close()
 
 
 @pytest.fixture
-def plane(router: StandInRouter, log: DecisionLog) -> Iterator[ControlPlaneApi]:
-    """The control plane's API on a free port, acting on the stand-in router's fleet."""
-    yield from serve_control_plane(router.url, log)
+def plane(router: StandInRouter, log: DecisionLog, served_api: tuple[SwappableApp, str]
+          ) -> Iterator[ControlPlaneApi]:
+    """The control plane's API on 127.0.0.1, acting on the stand-in router's fleet."""
+    yield from control_plane_on(served_api, router.url, log)
 
 
 def remediate(*args: str, plane: ControlPlaneApi | None, token: str | None = API_TOKEN,
@@ -237,10 +259,10 @@ def test_an_unreachable_control_plane_exits_3_naming_its_url_not_the_token() -> 
 
 
 def test_a_fleet_router_that_is_down_behind_the_control_plane_exits_1_naming_it(
-    log: DecisionLog,
+    log: DecisionLog, served_api: tuple[SwappableApp, str]
 ) -> None:
     fleet_url = f"http://127.0.0.1:{free_port()}"
-    for plane in serve_control_plane(fleet_url, log):
+    for plane in control_plane_on(served_api, fleet_url, log):
         run = remediate("drain", "node-1", plane=plane)
 
         assert run.exit_code == 1
