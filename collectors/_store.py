@@ -16,6 +16,9 @@ reading are in `_retention` and `_store_rollups`):
   order, so that a reader's cache (`StoreSource`) learns which time range changed since it
   last looked, whichever process wrote. On PostgreSQL an append locks this table so that
   ids follow commit order; SQLite serializes writers anyway.
+- `metric_samples_head`: on SQLite, appends land here first and are merged into
+  `metric_samples` in bulk (see `_store_head`: why, and how reads see both).
+- `metric_exemplars(series_id, timestamp_s, value, labels)`: exemplars of appended samples.
 
 Encoding of values: `stale` is true for a Prometheus staleness marker (its `value` is
 NULL). A real NaN is stored as NULL with `stale` false, because SQLite cannot store NaN
@@ -110,9 +113,10 @@ def fingerprint(name: str, labels_json: str) -> str:
 class SampleStore:
     """Appends and reads samples; safe to share between threads (and processes, by file).
 
-    The series ids this process has seen are cached in memory, so a steady scrape costs one
-    `INSERT` of samples per `append`. Reads go straight to the database, so samples that
-    another process wrote are seen at once.
+    The series ids this process has seen are cached in memory (by the identity of the
+    scraper's immutable label sets, else by labels), so a steady scrape costs one
+    `executemany` of plain tuples per `append`. Reads go straight to the database, so
+    samples that another process wrote are seen at once. See docs/store.md.
     """
 
     def __init__(self, engine: sa.Engine) -> None:

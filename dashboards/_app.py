@@ -10,6 +10,8 @@ import dash
 import flask
 from dash import html
 
+from ._actions import ControlPlaneClient, TokenSessions
+from ._approvals import register_approval_callbacks
 from ._callbacks import register_callbacks, render_fleet
 from ._data import DashboardData
 from ._element_ids import ElementId
@@ -66,12 +68,18 @@ class _FirstPaintDash(dash.Dash):
         return super().interpolate_index(**kwargs)  # type: ignore[no-untyped-call]
 
 
+def _is_layout_request() -> bool:
+    """Whether this is the browser asking for the page's layout (not Dash's own check)."""
+    return flask.has_request_context() and flask.request.path.endswith("/_dash-layout")
+
+
 def create_app(
     data: DashboardData,
     *,
     refresh_s: float = 2.0,
     title: str = "InferOps",
     alerts_extra_sections: Sequence[html.Section] = (),
+    api: ControlPlaneClient | None = None,
 ) -> dash.Dash:
     """A dashboard over `data` (pages: fleet, SLOs, alerts, remediation), refreshed every
     `refresh_s` seconds in the browser.
@@ -79,7 +87,8 @@ def create_app(
     `alerts_extra_sections` go under the alerts page's tables: the place for silences,
     whose callbacks the caller registers on the returned app. Everything lives on the
     returned app (no module-level Dash state), so a process can hold several, each over
-    its own store.
+    its own store. `api` is the control-plane API that approvals go through (None: the
+    page shows them read-only).
     """
     if not (math.isfinite(refresh_s) and refresh_s > 0):
         raise DashboardArgumentError(
@@ -103,10 +112,14 @@ def create_app(
         index_string=INDEX_PAGE,
     )
 
+    static_layout = page_layout(title, refresh_s, alerts_extra=alerts_extra_sections)
+
     def layout() -> html.Div:
         # Per page load, with the fleet table in it: the landing page's first paint waits
         # for neither Dash's initial callbacks nor plotly.js (4.8 MB, fetched and parsed
         # for the charts after the table is on screen).
+        if not _is_layout_request():
+            return static_layout  # Dash checking the layout's ids: no data needed
         rendered = fleet.take()
         return page_layout(
             title,
@@ -118,9 +131,8 @@ def create_app(
 
     # Dash embeds the validation layout in every index page: the one without data, so
     # the page does not carry a second (and stale) fleet table.
-    app.validation_layout = page_layout(  # type: ignore[assignment]
-        title, refresh_s, alerts_extra=alerts_extra_sections
-    )
+    app.validation_layout = static_layout  # type: ignore[assignment]
     app.layout = layout
     register_callbacks(app, data)
+    register_approval_callbacks(app, api, TokenSessions())
     return app

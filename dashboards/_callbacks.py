@@ -35,12 +35,16 @@ from ._tables import (
     COST_COLUMNS,
     COST_MODEL_COLUMNS,
     FLEET_COLUMNS,
+    KERNEL_COLUMNS,
+    KERNEL_DIFF_COLUMNS,
     NO_COST_SLO,
     REMEDIATION_COLUMNS,
     alert_columns,
     alerts_table,
     cost_table,
     fleet_table,
+    kernel_diff_table,
+    kernels_table,
     message_table,
     remediations_table,
     slo_columns,
@@ -219,6 +223,31 @@ def register_callbacks(app: dash.Dash, data: DashboardData) -> None:
                 updated_text(now_s),
             )
         return cost_table(nodes), cost_table(models, by_model=True), updated_text(now_s)
+
+    @app.callback(
+        Output(ElementId.KERNELS_TABLE, "children"),
+        Output(ElementId.KERNEL_DIFF_TABLE, "children"),
+        also_updated,
+        tick,
+        shown[PageName.KERNELS],
+        prevent_initial_call="initial_duplicate",
+    )
+    def refresh_kernels(
+        _tick: int | None, page_class: str | None
+    ) -> tuple[TableChildren, TableChildren, str]:
+        _only_when_shown(page_class)
+        now_s = data.now()
+        try:
+            latest, diffs = data.kernels()
+        except Exception as error:
+            _LOG.warning("kernels: the profiles could not be read", exc_info=True)
+            message = unavailable("kernel profiles", error)
+            return (
+                message_table(KERNEL_COLUMNS, message),
+                message_table(KERNEL_DIFF_COLUMNS, message),
+                updated_text(now_s),
+            )
+        return kernels_table(latest), kernel_diff_table(diffs), updated_text(now_s)
 
     for kind, element_id in CHART_IDS.items():
         _register_chart(app, data, kind, element_id, ElementId.FLEET_TABLE, ElementId.FLEET_PAGE)

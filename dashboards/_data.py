@@ -19,6 +19,7 @@ from ._cost import CostReader, CostRow, model_rows
 from ._exceptions import DashboardArgumentError, TimeRangeError
 from ._fleet_rows import ERROR_STATUS, read_fleet, values_by_label
 from ._incidents import incidents, slo_alerts
+from ._kernels import KernelDiffRow, KernelRow, ProfileReader, kernel_rows
 from ._node_order import natural_sort_key
 from ._records import AlertReader, AlertRecord, DecisionReader
 from ._rows import (
@@ -45,7 +46,8 @@ class DashboardData:
     `rate_window_s` is the `rate()` window of the fleet table (and the shortest one the
     charts use); it should span a few scrape intervals. `clock` gives "now" in unix seconds.
     `cost` is the cost SLI whose GPU prices and counters the cost page reads (None: the
-    page says no cost SLO is configured).
+    page says no cost SLO is configured); `profiles` the stored kernel profiles (None:
+    the kernels page is empty).
     """
 
     def __init__(
@@ -57,6 +59,7 @@ class DashboardData:
         rate_window_s: float = 30.0,
         clock: Callable[[], float] = time.time,
         cost: CostSli | None = None,
+        profiles: ProfileReader | None = None,
     ) -> None:
         if not (math.isfinite(rate_window_s) and rate_window_s > 0):
             raise DashboardArgumentError(
@@ -68,6 +71,7 @@ class DashboardData:
         self._rate_window_s = rate_window_s
         self._clock = clock
         self._cost = None if cost is None else CostReader(source, cost)
+        self._profiles = profiles
 
     @property
     def rate_window_s(self) -> float:
@@ -174,6 +178,14 @@ class DashboardData:
             return [], []
         nodes = self._cost.node_rows(at_s)
         return nodes, model_rows(nodes)
+
+    def kernels(self) -> tuple[list[KernelRow], list[KernelDiffRow]]:
+        """Each node's latest kernel profile and its diff against a healthy peer (a
+        profiled node no active alert names)."""
+        if self._profiles is None:
+            return [], []
+        alerting = {node for alert in self._alerts.active() if (node := alert.labels.get("node"))}
+        return kernel_rows(self._profiles.latest_per_node(), alerting)
 
     def alerts(self, limit: int = 50) -> list[AlertRow]:
         """Every active alert, then the most recent others: firing, pending, resolved."""

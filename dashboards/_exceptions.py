@@ -13,3 +13,8 @@ class DashboardArgumentError(DashboardError, ValueError):
 
 class TimeRangeError(DashboardArgumentError):
     """A chart time range that cannot be queried: end before start, a step of zero, ..."""
+
+
+class ControlPlaneError(DashboardError):
+    """The control-plane API refused or could not be reached; the message says which and
+    carries the API's own error text."""

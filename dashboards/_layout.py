@@ -8,7 +8,14 @@ from dataclasses import dataclass
 
 from dash import dcc, html
 
-from . import _page_alerts, _page_cost, _page_fleet, _page_remediation, _page_slos
+from . import (
+    _page_alerts,
+    _page_cost,
+    _page_fleet,
+    _page_kernels,
+    _page_remediation,
+    _page_slos,
+)
 from ._element_ids import ElementId
 from ._page_fleet import CHART_IDS, LOADING
 from ._pages import PAGE_HIDDEN, PAGE_SHOWN, PAGES, PageName
@@ -61,6 +68,7 @@ def page_layout(
         PageName.SLOS: _page_slos.layout(),
         PageName.ALERTS: _page_alerts.layout(alerts_extra),
         PageName.REMEDIATION: _page_remediation.layout(),
+        PageName.KERNELS: _page_kernels.layout(),
         PageName.COST: _page_cost.layout(),
     }
     return html.Div(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dash import html
 
+from ._approvals import section as approvals_section
 from ._element_ids import ElementId
 from ._page_fleet import LOADING, data_table
 from ._tables import REMEDIATION_COLUMNS, message_table
@@ -11,6 +12,7 @@ from ._tables import REMEDIATION_COLUMNS, message_table
 
 def layout() -> list[html.Section]:
     return [
+        approvals_section(),
         html.Section(
             id="incidents-section",
             children=[

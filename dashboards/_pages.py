@@ -21,6 +21,7 @@ class PageName(enum.StrEnum):
     SLOS = "slos"
     ALERTS = "alerts"
     REMEDIATION = "remediation"
+    KERNELS = "kernels"
     COST = "cost"
 
 
@@ -37,6 +38,7 @@ PAGES: tuple[PageSpec, ...] = (
     PageSpec(PageName.SLOS, "/slos", "SLOs", ElementId.SLOS_PAGE),
     PageSpec(PageName.ALERTS, "/alerts", "Alerts", ElementId.ALERTS_PAGE),
     PageSpec(PageName.REMEDIATION, "/remediation", "Remediation", ElementId.REMEDIATION_PAGE),
+    PageSpec(PageName.KERNELS, "/kernels", "Kernels", ElementId.KERNELS_PAGE),
     PageSpec(PageName.COST, "/cost", "Cost", ElementId.COST_PAGE),
 )
 

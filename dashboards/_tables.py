@@ -28,6 +28,7 @@ from ._display import (
     format_seconds,
     format_watts,
 )
+from ._kernels import KernelDiffRow, KernelRow
 from ._rows import AlertRow, FleetRow, NodeStatus, RemediationRow, SloAlert, SloRow
 
 Row = TypeVar("Row")
@@ -305,4 +306,31 @@ def cost_table(rows: Sequence[CostRow], *, by_model: bool = False) -> list[html.
         COST_MODEL_COLUMNS if by_model else COST_COLUMNS,
         rows,
         row_key=lambda row: (row.model or "") if by_model else (row.node or ""),
+    )
+
+
+KERNEL_COLUMNS: tuple[Column[KernelRow], ...] = (
+    Column("node", "Node", lambda row: row.node),
+    Column("taken_at_s", "Taken (UTC)", lambda row: format_instant(row.taken_at_s)),
+    Column("seconds", "Length", lambda row: f"{row.seconds:g} s"),
+    Column("device", "Device", lambda row: row.device),
+    Column("top_ops", "Top ops (share of self time)", lambda row: row.top_ops),
+)
+KERNEL_DIFF_COLUMNS: tuple[Column[KernelDiffRow], ...] = (
+    Column("node", "Node", lambda row: row.node),
+    Column("peer", "Healthy peer", lambda row: row.peer or NO_VALUE),
+    Column("regressed_ops", "Ops whose share rose", lambda row: row.regressed_ops),
+)
+NO_PROFILES = "no kernel profiles stored yet (the remediation profile step stores them)"
+
+
+def kernels_table(rows: Sequence[KernelRow]) -> list[html.Thead | html.Tbody]:
+    return render_table(
+        KERNEL_COLUMNS, rows, row_key=lambda row: row.node, empty_message=NO_PROFILES
+    )
+
+
+def kernel_diff_table(rows: Sequence[KernelDiffRow]) -> list[html.Thead | html.Tbody]:
+    return render_table(
+        KERNEL_DIFF_COLUMNS, rows, row_key=lambda row: row.node, empty_message=NO_PROFILES
     )

@@ -316,12 +316,16 @@ def dashboard(
     config: ConfigOption = None,
     store: Annotated[str | None, typer.Option(help="Store URL (overrides the settings).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (overrides the settings).")] = None,
+    api_url_option: Annotated[str | None, typer.Option(
+        "--api-url", help="Control-plane API for approvals (else INFEROPS_API_URL, settings)."
+    )] = None,
 ) -> None:
-    """Serve the Dash dashboard (read only) from the store."""
+    """Serve the Dash dashboard from the store; approvals go through the control-plane API
+    with the token each engineer enters in the browser."""
     from alerting import AlertStore
     from collectors import SampleStore, open_database
-    from dashboards import DashboardData, create_app, serve_dashboard
-    from remediation import DecisionLog
+    from dashboards import ControlPlaneClient, DashboardData, create_app, serve_dashboard
+    from remediation import DecisionLog, ProfileLog
 
     from ._sources import open_metric_source
 
@@ -342,8 +346,12 @@ def dashboard(
         AlertStore(database),
         DecisionLog(database),
         cost=costs[0] if costs else None,  # the cost page prices GPUs by the first cost SLO
+        profiles=ProfileLog(database),
     )
-    application = create_app(data, refresh_s=settings.dashboard.refresh)
+    from ._api import api_url
+
+    api = ControlPlaneClient(api_url(settings, api_url_option)) if settings.api.enabled else None
+    application = create_app(data, refresh_s=settings.dashboard.refresh, api=api)
     typer.echo(f"Dashboard on http://{settings.dashboard.host}:{settings.dashboard.port}/")
     serve_dashboard(application, host=settings.dashboard.host, port=settings.dashboard.port)
 

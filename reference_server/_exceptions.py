@@ -66,3 +66,24 @@ class CycleError(ReferenceServerError):
 def unknown_node_message(node: str, known: Sequence[str]) -> str:
     """The sentence of the router's 404 (remediation parses its `known:` list)."""
     return f"unknown node {node!r}; known: {', '.join(known) or '(none)'}"
+
+
+class UpstreamError(ReferenceServerError):
+    """A relayed request to a node failed in transport (the router's upstream pool); the
+    subclass says where, as the retry and outlier accounting need to know."""
+
+
+class UpstreamConnectError(UpstreamError):
+    """The node refused or failed the connection (nothing was sent)."""
+
+
+class UpstreamConnectTimeout(UpstreamConnectError):
+    """The node did not accept the connection within the connect timeout."""
+
+
+class UpstreamReadError(UpstreamError):
+    """The connection broke, or the node spoke malformed HTTP, while sending or reading."""
+
+
+class UpstreamReadTimeout(UpstreamError):
+    """The node sent nothing for the read (or write) timeout."""

@@ -27,6 +27,7 @@ from ._router_pool import HealthChecker, NodePool, PooledNode, check_health
 from ._router_proxy import RequestProxy, openai_error
 from ._router_tracing import ProxyTracing
 from ._supervisor import NodeController
+from ._upstream_pool import UpstreamPool, UpstreamTimeouts
 
 logger = logging.getLogger("reference_server.router")
 
@@ -110,7 +111,8 @@ class Router:
         self.health_timeout_s = health_timeout_s
         self.drain_timeout_s = drain_timeout_s
         self.node_start_timeout_s = node_start_timeout_s
-        self._timeout = httpx.Timeout(connect_timeout_s, read=read_timeout_s, write=30.0, pool=10.0)
+        self._timeouts = UpstreamTimeouts(connect_s=connect_timeout_s, read_s=read_timeout_s,
+                                          write_s=30.0, keepalive_expiry_s=2.0)
         self.metrics = RequestMetrics(self.registry, model_name=model_name)
         self.retries = Counter(
             "inferops_router_retries", "Requests retried on another node, by the node that "
@@ -126,7 +128,7 @@ class Router:
         """Without keys, /v1/* is open (a library router); `inferops fleet up` always has keys."""
         self.registry.register(_RouterCollector(self.pool))
         self._cycling: set[str] = set()
-        self._proxy_client: httpx.AsyncClient | None = None
+        self._upstream: UpstreamPool | None = None
         self._control_client: httpx.AsyncClient | None = None
         self._health_task: asyncio.Task[None] | None = None
         self._proxy: RequestProxy | None = None
@@ -157,15 +159,11 @@ class Router:
         return self._proxy
 
     async def start(self) -> None:
-        self._proxy_client = httpx.AsyncClient(
-            timeout=self._timeout, trust_env=False,
-            limits=httpx.Limits(max_connections=1000, max_keepalive_connections=200,
-                                keepalive_expiry=2.0),
-        )
+        self._upstream = UpstreamPool(self._timeouts, max_idle_per_origin=200)
         self._control_client = httpx.AsyncClient(
             timeout=httpx.Timeout(FAULTS_TIMEOUT_S, connect=1.0), trust_env=False,
         )
-        self._proxy = RequestProxy(self.pool, self._proxy_client, model_name=self.model_name,
+        self._proxy = RequestProxy(self.pool, self._upstream, model_name=self.model_name,
                                    metrics=self.metrics, retries=self.retries, cut=self.cut,
                                    gateway=self.gateway, first_byte_timeout_s=(
                                        self.pool.outlier.policy.first_byte_timeout_s),
@@ -179,9 +177,10 @@ class Router:
             self._health_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._health_task
-        for client in (self._proxy_client, self._control_client):
-            if client is not None:
-                await client.aclose()
+        if self._upstream is not None:
+            await self._upstream.aclose()
+        if self._control_client is not None:
+            await self._control_client.aclose()
 
     def health(self) -> tuple[int, dict[str, object]]:
         healthy = self.pool.healthy_count

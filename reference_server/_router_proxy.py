@@ -21,7 +21,6 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 import anyio
-import httpx
 from prometheus_client import Counter
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
@@ -30,6 +29,12 @@ from starlette.types import Receive, Scope, Send
 from exporters import RequestMetrics, RequestOutcome
 
 from ._api_keys import ApiKey
+from ._exceptions import (
+    UpstreamConnectError,
+    UpstreamConnectTimeout,
+    UpstreamError,
+    UpstreamReadTimeout,
+)
 from ._gateway_access import (
     Gateway,
     RequestFacts,
@@ -40,6 +45,7 @@ from ._gateway_access import (
 )
 from ._router_pool import NodePool, PooledNode
 from ._router_tracing import ProxyTracing, RouterAttemptTrace, RouterRequestTrace
+from ._upstream_pool import UpstreamPool, UpstreamResponse
 
 logger = logging.getLogger("reference_server.router")
 
@@ -80,8 +86,7 @@ class _Failure:
 @dataclass
 class _Streamed:
     node: PooledNode
-    response: httpx.Response
-    chunks: AsyncIterator[bytes]
+    response: UpstreamResponse
     first: bytes
 
 
@@ -96,7 +101,7 @@ class _Client:
 
 class RequestProxy:
     def __init__(
-        self, pool: NodePool, client: httpx.AsyncClient, *, model_name: str,
+        self, pool: NodePool, upstream: UpstreamPool, *, model_name: str,
         metrics: RequestMetrics, retries: Counter, cut: Counter,
         gateway: Gateway | None = None, first_byte_timeout_s: float = 10.0,
         tracing: ProxyTracing | None = None,
@@ -104,7 +109,7 @@ class RequestProxy:
         self._pool = pool
         self._tracing = tracing
         self._first_byte_timeout_s = first_byte_timeout_s
-        self._client = client
+        self._upstream = upstream
         self._model_name = model_name
         self._metrics = metrics
         self._retries = retries
@@ -226,7 +231,7 @@ class RequestProxy:
         timeout; an ejection of the node moves the attempt (still before any byte)."""
         self._pool.acquire(node)
         handed_over = False
-        response: httpx.Response | None = None
+        response: UpstreamResponse | None = None
         task = asyncio.current_task()
         cut: str | None = None  # why the router itself cancelled this attempt
 
@@ -243,36 +248,32 @@ class RequestProxy:
         node.waiting.add(move)
         try:
             async with asyncio.timeout(self._first_byte_timeout_s if stream else None):
-                request = self._client.build_request(method, node.url + target, headers=headers,
-                                                     content=body)
                 try:
-                    response = await self._client.send(request, stream=True)
-                except httpx.TimeoutException as error:
-                    connect = isinstance(error, httpx.ConnectTimeout)
-                    if connect:
-                        self._pool.set_health(node, False, f"proxied request: {_describe(error)}")
-                    return _Failure(node, "connect" if connect else "timeout", _describe(error))
-                except httpx.TransportError as error:
-                    connect = isinstance(error, httpx.ConnectError)
+                    response = await self._upstream.send(node.url, method, target, headers, body)
+                except UpstreamConnectTimeout as error:
+                    self._pool.set_health(node, False, f"proxied request: {_describe(error)}")
+                    return _Failure(node, "connect", _describe(error))
+                except UpstreamReadTimeout as error:
+                    return _Failure(node, "timeout", _describe(error))
+                except UpstreamError as error:
+                    connect = isinstance(error, UpstreamConnectError)
                     self._pool.set_health(node, False, f"proxied request: {_describe(error)}")
                     return _Failure(node, "connect" if connect else "read", _describe(error))
                 relayed = _relay_headers(response, node)
                 try:
                     if response.status_code >= 500:
-                        content = b"".join([chunk async for chunk in response.aiter_raw()])
-                        answer = Response(content, status_code=response.status_code,
+                        answer = Response(await response.read(), status_code=response.status_code,
                                           headers=relayed)
                         return _Failure(node, "5xx", f"answered {response.status_code}", answer)
-                    if response.headers.get("content-type", "").startswith("text/event-stream"):
-                        chunks = response.aiter_raw()
-                        first = await anext(chunks, b"")
+                    if (response.header("content-type") or "").startswith("text/event-stream"):
+                        first = await response.next_chunk()
                         handed_over = True
-                        return _Streamed(node, response, chunks, first)
-                    content = b"".join([chunk async for chunk in response.aiter_raw()])
-                    return Response(content, status_code=response.status_code, headers=relayed)
-                except httpx.TimeoutException as error:
+                        return _Streamed(node, response, first)
+                    return Response(await response.read(), status_code=response.status_code,
+                                    headers=relayed)
+                except UpstreamReadTimeout as error:
                     return _Failure(node, "timeout", _describe(error))
-                except httpx.TransportError as error:
+                except UpstreamError as error:
                     return _Failure(node, "read", _describe(error))
         except TimeoutError:
             return _Failure(node, "first_byte_timeout",
@@ -343,7 +344,8 @@ class _RelayResponse(StreamingResponse):
             self._ttft_s = time.perf_counter() - self._started
             yield self._checked(self._streamed.first) if metering else self._streamed.first
         try:
-            async for chunk in self._streamed.chunks:
+            response = self._streamed.response
+            while chunk := await response.next_chunk():
                 if self._ttft_s is None:
                     self._ttft_s = time.perf_counter() - self._started
                 if metering:
@@ -351,7 +353,7 @@ class _RelayResponse(StreamingResponse):
                     if not chunk:
                         continue
                 yield chunk
-        except httpx.HTTPError as error:
+        except UpstreamError as error:
             self._broken = _describe(error)
             self._proxy._pool.failed(self._streamed.node, "read")
             logger.warning("%s broke a stream after bytes were relayed (%s); not retried",
@@ -432,8 +434,11 @@ async def _client_gone(request: Request) -> None:
             return
 
 
-def _relay_headers(response: httpx.Response, node: PooledNode) -> dict[str, str]:
-    headers = {k: v for k, v in response.headers.items() if k.lower() not in _NOT_RELAYED}
+def _relay_headers(response: UpstreamResponse, node: PooledNode) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    for key, value in response.headers:
+        if key not in _NOT_RELAYED:
+            headers[key] = f"{headers[key]}, {value}" if key in headers else value
     headers[NODE_HEADER] = node.name
     return headers
 

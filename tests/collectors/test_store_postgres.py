@@ -158,7 +158,7 @@ def test_migrations_and_compaction_on_postgresql(engine: sa.Engine) -> None:
 
     store = SampleStore(engine)
     with engine.connect() as connection:
-        assert current_revision(connection) == "0002"
+        assert current_revision(connection) == "0003"
     store.append([ScrapedSample("c", {"job": "a"}, float(t), 600.0 + t) for t in range(0, 180, 15)])
     result = Retention(store, raw_s=60, rollup_s=3600).compact(600.0 + 240)
     assert (result.raw_from_s, result.samples_rolled_up, result.rollups_written) == (780.0, 12, 3)
@@ -167,4 +167,27 @@ def test_migrations_and_compaction_on_postgresql(engine: sa.Engine) -> None:
         (645.0, 45.0),
         (705.0, 105.0),
         (765.0, 165.0),
+    ]
+
+
+def test_a_big_batch_goes_through_copy_with_exemplars_on_postgresql(engine: sa.Engine) -> None:
+    from collectors import Exemplar, ExemplarSeries
+
+    store = SampleStore(engine)
+    batch = [
+        ScrapedSample("big_total", {"k": str(k)}, float(k), 1000.0,
+                      exemplar=Exemplar({"trace_id": f"t{k}"}, 0.5, 999.5) if k < 2 else None)
+        for k in range(300)
+    ]
+    store.append(batch)
+    store.append(batch)  # the same again: the first samples stay, no second exemplar
+    store.append([ScrapedSample("big_total", {"k": "0"}, 7.0, 1000.0)])  # same time: ignored
+    frame = store.select("big_total", 0, 2000)
+    assert len(frame) == 300
+    assert sorted(frame["value"].tolist()) == [float(k) for k in range(300)]
+    assert StoreSource(store).query_exemplars('big_total{k=~"0|1|2"}', 0, 2000) == [
+        ExemplarSeries({"__name__": "big_total", "k": "0"},
+                       (Exemplar({"trace_id": "t0"}, 0.5, 999.5),)),
+        ExemplarSeries({"__name__": "big_total", "k": "1"},
+                       (Exemplar({"trace_id": "t1"}, 0.5, 999.5),)),
     ]

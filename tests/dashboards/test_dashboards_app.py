@@ -224,9 +224,9 @@ def test_every_section_has_its_callback_on_the_refresh_tick_and_its_page(page: P
     fleet_table = ("fleet-table", "children")
     assert by_output == {
         "page-fleet.className.page-slos.className.page-alerts.className."
-        "page-remediation.className.page-cost.className.nav-fleet.className.nav-slos.className."
-        "nav-alerts.className.nav-remediation.className.nav-cost.className": [
-            ("url", "pathname")],
+        "page-remediation.className.page-kernels.className.page-cost.className."
+        "nav-fleet.className.nav-slos.className.nav-alerts.className.nav-remediation.className."
+        "nav-kernels.className.nav-cost.className": [("url", "pathname")],
         # The fleet table comes with the page; then it follows the tick and navigation.
         "fleet-table.children.last-updated.children": [tick, ("url", "pathname")],
         "slo-table.children.last-updated.children": [tick, ("page-slos", "className")],
@@ -244,6 +244,8 @@ def test_every_section_has_its_callback_on_the_refresh_tick_and_its_page(page: P
             tick, ("page-cost", "className")],
         "cost-per-request-chart.figure": [("cost-models-table", "children"), picked],
         "cost-per-1k-tokens-chart.figure": [("cost-models-table", "children"), picked],
+        "kernels-table.children.kernel-diff-table.children.last-updated.children": [
+            tick, ("page-kernels", "className")],
     }
     states = {d["output"]: [(i["id"], i["property"]) for i in d["state"]]
               for d in page.dependencies if d["state"]}
@@ -261,15 +263,17 @@ def test_every_section_has_its_callback_on_the_refresh_tick_and_its_page(page: P
 @pytest.mark.parametrize(
     ("path", "shown"),
     [("/", "fleet"), ("/slos", "slos"), ("/alerts", "alerts"), ("/remediation", "remediation"),
-     ("/cost", "cost"), ("/prefix/alerts/", "alerts"), ("/nowhere", "fleet"), (None, "fleet")],
-    ids=["the root is the fleet", "SLOs", "alerts", "remediation", "cost", "under a path prefix",
+     ("/cost", "cost"), ("/kernels", "kernels"), ("/prefix/alerts/", "alerts"),
+     ("/nowhere", "fleet"), (None, "fleet")],
+    ids=["the root is the fleet", "SLOs", "alerts", "remediation", "cost", "kernels",
+         "under a path prefix",
          "an unknown path shows the fleet", "no path yet shows the fleet"],
 )
 def test_the_path_shows_one_page_and_marks_its_link(
     page: Page, path: str | None, shown: str
 ) -> None:
     answer = page.update(("page-fleet", "className"), url=path)
-    pages = ("fleet", "slos", "alerts", "remediation", "cost")
+    pages = ("fleet", "slos", "alerts", "remediation", "kernels", "cost")
     assert {key: value["className"] for key, value in answer.items()} == {
         **{f"page-{name}": PAGE_SHOWN if name == shown else PAGE_HIDDEN for name in pages},
         **{f"nav-{name}": "nav-link current" if name == shown else "nav-link"
@@ -563,8 +567,8 @@ def test_the_server_serves_the_page_and_callbacks_on_a_free_port(server: Dashboa
 
     assert page.status_code == 200
     assert "<title>InferOps</title>" in page.text
-    assert len(dependencies.json()) == 13
-    for path in ("/slos", "/alerts", "/remediation", "/cost"):
+    assert len(dependencies.json()) == 14
+    for path in ("/slos", "/alerts", "/remediation", "/kernels", "/cost"):
         assert "<title>InferOps</title>" in httpx.get(f"{server.url}{path[1:]}", timeout=10).text
 
 

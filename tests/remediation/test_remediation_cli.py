@@ -291,6 +291,15 @@ def test_the_url_and_token_come_from_the_settings_and_the_saved_token_file(
     )
 
 
+def test_the_token_and_url_options_win_over_the_environment(plane: ControlPlaneApi) -> None:
+    run = remediate("undrain", "node-0", "--token", API_TOKEN, "--api-url", plane.url,
+                    plane=None, token="stale-token", INFEROPS_API_URL="http://127.0.0.1:9")
+
+    assert (run.exit_code, run.stdout) == (
+        0, "undrain node-0: skipped: manual undrain: node-0 is already serving; nothing to do\n"
+    )
+
+
 def test_json_output_is_the_stored_decision(plane: ControlPlaneApi) -> None:
     run = remediate("drain", "node-1", "--json", plane=plane)
 
