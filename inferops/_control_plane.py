@@ -21,6 +21,7 @@ from alerting import (
     DeliveryWorker,
     InhibitRule,
     Notifier,
+    Outbox,
     SilenceStore,
     WebhookNotifier,
     create_alerting_router,
@@ -63,6 +64,7 @@ from slo import (
 from ._control_plane_tracing import ControlPlaneTracing
 from ._fleet_driver import open_fleet_driver
 from ._notify_dispatch import BackgroundNotifier, RemediationNotifier
+from ._remediation_pages import RemediationPager
 from ._settings import Settings
 from ._sources import open_metric_source
 
@@ -230,6 +232,14 @@ class ControlPlane:
                 limits=remediation_limits(settings),
                 source=self.source,
                 recovery_deadline_s=settings.remediation.recovery_deadline,
+                # Breaker pages, escalations and policy notify steps reach people through
+                # the same durable outbox as every alert.
+                notify=RemediationPager(
+                    Outbox(self.database),
+                    tuple(self._webhooks),
+                    external_url=settings.alerting.external_url,
+                    wake=self.delivery.wake,
+                ),
             )
             notifiers.append(
                 self._in_background(

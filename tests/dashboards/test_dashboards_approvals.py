@@ -33,7 +33,7 @@ from remediation import (
 
 TOKEN = "dashboard-approvals-token"
 NOW_S = 1_700_000_000.0
-WEBHOOK = Path(__file__).parents[1] / "fixtures" / "alertmanager-0.25-webhook.json"
+WEBHOOK = Path(__file__).parents[1] / "alerting" / "fixtures" / "alertmanager-0.25-webhook.json"
 POLICY = parse_remediation_policy("""
 version: inferops/v1
 policies:

@@ -74,3 +74,44 @@ def test_a_notice_that_cannot_be_sent_raises_and_queues_nothing(
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
         pager(Notice("notify", named, "look at node-1", "node-1", None))
     assert outbox.entries() == []
+
+
+def test_a_policy_notify_step_in_the_control_plane_lands_in_the_outbox(tmp_path: Path) -> None:
+    from inferops._control_plane import ControlPlane
+    from inferops._settings import parse_settings
+
+    (tmp_path / "policy.yaml").write_text(
+        "version: inferops/v1\n"
+        "policies:\n"
+        "  - name: tell-oncall\n"
+        "    match: {alertname: NodeHighLatency}\n"
+        "    steps:\n"
+        "      - notify: {receiver: oncall, message: 'node-1 is slow; look at its profile'}\n",
+        encoding="utf-8",
+    )
+    settings = parse_settings(
+        f"store: {{url: 'sqlite:///{tmp_path / 'inferops.db'}'}}\n"
+        "alerting:\n"
+        "  watchdog: false\n"
+        "  receivers: [{name: oncall, url: 'http://127.0.0.1:9/hook'}]\n"
+        "remediation: {policy_file: policy.yaml, fleet_url: 'http://127.0.0.1:9'}\n",
+        base_dir=tmp_path, environ={},
+    )
+    plane = ControlPlane(settings, admin_token="fleet-token")
+    try:
+        assert plane.remediation is not None
+        plane.remediation.handle_notification({"alerts": [{
+            "status": "firing", "fingerprint": "f00d",
+            "labels": {"alertname": "NodeHighLatency", "node": "node-1"},
+            "annotations": {},
+        }]})
+        [entry] = Outbox(plane.database).entries()
+    finally:
+        plane.close()
+    assert entry.receiver == "oncall"
+    [alert] = entry.payload["alerts"]
+    assert alert["labels"] == {
+        "alertname": "RemediationNotice", "severity": "info",
+        "source": "inferops-remediation", "node": "node-1",
+    }
+    assert alert["annotations"]["summary"] == "node-1 is slow; look at its profile"
