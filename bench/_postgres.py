@@ -54,8 +54,18 @@ def temporary_postgres() -> Iterator[str | None]:
         port = probe.getsockname()[1]
     server = subprocess.Popen(
         [
-            *prefix, postgres, "-D", data, "-p", str(port), "-k", folder,
-            "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off",
+            *prefix,
+            postgres,
+            "-D",
+            data,
+            "-p",
+            str(port),
+            "-k",
+            folder,
+            "-c",
+            "listen_addresses=127.0.0.1",
+            "-c",
+            "fsync=off",
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

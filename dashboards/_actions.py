@@ -68,8 +68,8 @@ class TokenSessions:
 class ControlPlaneClient:
     """The control-plane API's remediation routes; every call bounded by `timeout_s`.
 
-    `client` is for tests and custom transports; by default one `httpx.Client` on
-    `base_url` is made.
+    `client` is for tests and custom transports (its own timeout applies); by default one
+    `httpx.Client` on `base_url` with `timeout_s` is made.
     """
 
     def __init__(
@@ -81,7 +81,6 @@ class ControlPlaneClient:
     ) -> None:
         self._base_url = base_url.rstrip("/")
         self._client = client or httpx.Client(base_url=self._base_url, timeout=timeout_s)
-        self._timeout_s = timeout_s
 
     @property
     def base_url(self) -> str:
@@ -98,9 +97,7 @@ class ControlPlaneClient:
             "X-InferOps-Actor": credential.actor,
         }
         try:
-            response = self._client.request(
-                method, path, json=body, headers=headers, timeout=self._timeout_s
-            )
+            response = self._client.request(method, path, json=body, headers=headers)
         except httpx.HTTPError as error:
             raise ControlPlaneError(
                 f"the control-plane API at {self._base_url} did not answer ({type(error).__name__})"

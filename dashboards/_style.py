@@ -58,6 +58,14 @@ table.data-table { width: 100%; border-collapse: collapse; }
 .warn, .state-pending, .outcome-refused { color: #8a6d00; font-weight: 600; }
 .good, .state-resolved, .outcome-succeeded { color: #1b7f3b; }
 .outcome-dry_run { color: #3056a0; }
+.sign-in, .review { display: flex; gap: 8px; align-items: center; margin: 8px 0; }
+.sign-in > div, .review > div, .sign-in input, .review input { width: 220px; flex: none; }
+.sign-in input, .review input { padding: 5px 8px; border: 1px solid #c3c8d2;
+                                border-radius: 4px; }
+.sign-in button, .review button { padding: 5px 14px; border: 1px solid #3056a0;
+                                  border-radius: 4px; background: #fff; color: #3056a0;
+                                  font-weight: 600; cursor: pointer; }
+.sign-in .message { color: #5b6475; font-style: italic; }
 """
 
 INDEX_PAGE = (

@@ -204,6 +204,12 @@ class StepProfiler:
         """Engine-thread time spent starting and stopping sessions (the sampling's direct
         cost, besides the slower profiled steps themselves)."""
 
+    @property
+    def in_window(self) -> bool:
+        """Whether a sampled window's session is recording now (engine thread: between
+        `before_step` and `after_step`, True for a sampled step)."""
+        return self._session is not None
+
     def request_stop(self) -> None:
         """End the profile at the engine's next step or tick (from any thread)."""
         self._stop_asked = True

@@ -158,6 +158,13 @@ class Router:
             raise RuntimeError("the router is not started")
         return self._proxy
 
+    @property
+    def upstream(self) -> UpstreamPool:
+        """The keep-alive connections `/v1/*` is relayed over (`opened` counts them)."""
+        if self._upstream is None:
+            raise RuntimeError("the router is not started")
+        return self._upstream
+
     async def start(self) -> None:
         self._upstream = UpstreamPool(self._timeouts, max_idle_per_origin=200)
         self._control_client = httpx.AsyncClient(

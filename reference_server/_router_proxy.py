@@ -118,7 +118,8 @@ class RequestProxy:
 
     async def handle(self, request: Request) -> Response:
         started = time.perf_counter()
-        handler = request.url.path if request.url.path in _HANDLERS else "/v1/{path}"
+        path: str = request.scope["path"]  # not request.url: it builds a whole URL
+        handler = path if path in _HANDLERS else "/v1/{path}"
         who = _Client(trace=None if self._tracing is None
                       else self._tracing.start(request, handler))
         hop = _HOP_BY_HOP
@@ -135,7 +136,9 @@ class RequestProxy:
         if who.key is not None and facts.stream and not facts.wants_usage and parsed is not None:
             body = with_usage_requested(parsed)
             who.strip_usage = True
-        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        query: bytes = request.scope.get("query_string", b"")
+        target = request.scope.get("raw_path", path.encode()).decode("latin-1") + (
+            f"?{query.decode('latin-1')}" if query else "")
         headers = [(k, v) for k, v in request.headers.items() if k not in hop]
         if "accept-encoding" not in request.headers:
             headers.append(("accept-encoding", "identity"))  # relay bytes as the node sends them

@@ -41,7 +41,10 @@ TRACE_T = 1_766_999_990.25
 def registry_with_exemplars() -> CollectorRegistry:
     registry = CollectorRegistry()
     latency = Histogram(
-        "request_latency_seconds", "Latency.", ["model_name"], buckets=(0.1, 0.5, 1.0),
+        "request_latency_seconds",
+        "Latency.",
+        ["model_name"],
+        buckets=(0.1, 0.5, 1.0),
         registry=registry,
     )
     latency.labels("tiny").observe(0.3, exemplar={"trace_id": "4bf92f35", "span_id": "00f0"})
@@ -88,8 +91,12 @@ def test_an_exemplar_line_is_read_exactly() -> None:
     )
     samples = parse_exposition(text, default_timestamp_s=NOW)
     assert [(s.name, s.value, s.timestamp_s, s.exemplar) for s in samples] == [
-        ("latency_bucket", 3.0, NOW, Exemplar({"trace_id": "a b # c", "span_id": "7"}, 0.42,
-                                             TRACE_T)),
+        (
+            "latency_bucket",
+            3.0,
+            NOW,
+            Exemplar({"trace_id": "a b # c", "span_id": "7"}, 0.42, TRACE_T),
+        ),
         ("latency_bucket", 4.0, NOW, Exemplar({}, 9.5, None)),
         ("latency_count", 4.0, NOW, None),
     ]
@@ -98,14 +105,23 @@ def test_an_exemplar_line_is_read_exactly() -> None:
 @pytest.mark.parametrize(
     ("line", "message"),
     [
-        ('a_bucket{le="1"} 1 # trace_id="x" 1', "line 1: invalid exemplar of a_bucket: expected "
-         "'{' after '#', found 'trace_id=\"x\" 1'"),
-        ('a_bucket{le="1"} 1 # {trace_id="x"}', "line 1: missing value for the exemplar of "
-         "a_bucket"),
-        ('a_bucket{le="1"} 1 # {trace_id="x"} fast', "line 1: invalid value 'fast' for the "
-         "exemplar of a_bucket"),
-        ('a_bucket{le="1"} 1 # {trace_id="x} 1', "line 1: unterminated quoted value of label "
-         "'trace_id' of the exemplar of a_bucket"),
+        (
+            'a_bucket{le="1"} 1 # trace_id="x" 1',
+            "line 1: invalid exemplar of a_bucket: expected "
+            "'{' after '#', found 'trace_id=\"x\" 1'",
+        ),
+        (
+            'a_bucket{le="1"} 1 # {trace_id="x"}',
+            "line 1: missing value for the exemplar of a_bucket",
+        ),
+        (
+            'a_bucket{le="1"} 1 # {trace_id="x"} fast',
+            "line 1: invalid value 'fast' for the exemplar of a_bucket",
+        ),
+        (
+            'a_bucket{le="1"} 1 # {trace_id="x} 1',
+            "line 1: unterminated quoted value of label 'trace_id' of the exemplar of a_bucket",
+        ),
     ],
 )
 def test_a_malformed_exemplar_names_its_line(line: str, message: str) -> None:
@@ -147,7 +163,8 @@ def exemplar_times(text: str) -> dict[str, float]:
     return {
         s.exemplar.labels["trace_id"]: int(
             Decimal(f"{s.exemplar.timestamp.sec}.{s.exemplar.timestamp.nsec:09d}") * 1000
-        ) / 1000
+        )
+        / 1000
         for family in text_string_to_metric_families(text)
         for s in family.samples
         if s.exemplar is not None
@@ -192,18 +209,20 @@ def test_scraped_exemplars_are_stored_once_and_queryable(
 
 
 def test_a_new_exemplar_of_a_series_is_stored_beside_the_old_one(store: SampleStore) -> None:
-    first = parse_exposition('a_total 1 # {trace_id="x"} 1 1766999990\n# EOF\n',
-                             default_timestamp_s=NOW)
-    second = parse_exposition('a_total 2 # {trace_id="y"} 1\n# EOF\n',
-                              default_timestamp_s=NOW + 15)
+    first = parse_exposition(
+        'a_total 1 # {trace_id="x"} 1 1766999990\n# EOF\n', default_timestamp_s=NOW
+    )
+    second = parse_exposition('a_total 2 # {trace_id="y"} 1\n# EOF\n', default_timestamp_s=NOW + 15)
     store.append(first)
     store.append(second)
     store.append(second)  # the same again, at the same time: one row
     assert StoreSource(store).query_exemplars("a_total", NOW - 60, NOW + 60) == [
         ExemplarSeries(
             {"__name__": "a_total"},
-            (Exemplar({"trace_id": "x"}, 1.0, 1_766_999_990.0),
-             Exemplar({"trace_id": "y"}, 1.0, NOW + 15)),  # no timestamp: the sample's
+            (
+                Exemplar({"trace_id": "x"}, 1.0, 1_766_999_990.0),
+                Exemplar({"trace_id": "y"}, 1.0, NOW + 15),
+            ),  # no timestamp: the sample's
         )
     ]
 
@@ -223,17 +242,16 @@ def test_a_v0002_database_is_upgraded_to_store_exemplars(tmp_path: Path) -> None
                 "INSERT INTO metric_series (id, name, labels, fingerprint)"
                 " VALUES (3, 'a_total', '{}', 'f')"
             )
-            connection.exec_driver_sql(
-                f"INSERT INTO metric_samples VALUES (3, {NOW}, 1.0, 0)"
-            )
+            connection.exec_driver_sql(f"INSERT INTO metric_samples VALUES (3, {NOW}, 1.0, 0)")
             connection.commit()
             assert current_revision(connection) == "0002"
         store = SampleStore(engine)
         with engine.connect() as connection:
             assert current_revision(connection) == "0003"
         assert store.select("a_total", NOW, NOW)["value"].tolist() == [1.0]
-        store.append(parse_exposition('a_total 2 # {trace_id="z"} 2\n# EOF\n',
-                                      default_timestamp_s=NOW + 15))
+        store.append(
+            parse_exposition('a_total 2 # {trace_id="z"} 2\n# EOF\n', default_timestamp_s=NOW + 15)
+        )
         assert StoreSource(store).query_exemplars("a_total", NOW, NOW + 15) == [
             ExemplarSeries({"__name__": "a_total"}, (Exemplar({"trace_id": "z"}, 2.0, NOW + 15),))
         ]
@@ -247,15 +265,21 @@ def test_prometheus_source_reads_the_query_exemplars_answer() -> None:
     def handle(request: httpx.Request) -> httpx.Response:
         seen.append(dict(httpx.QueryParams(request.content.decode())))
         assert request.url.path == "/api/v1/query_exemplars"
-        return httpx.Response(200, json={"status": "success", "data": [
-            {
-                "seriesLabels": {"__name__": "tokens_total", "job": "models"},
-                "exemplars": [
-                    {"labels": {"trace_id": "b"}, "value": "7", "timestamp": 1766999991.5},
-                    {"labels": {"trace_id": "a"}, "value": "6", "timestamp": 1766999990.5},
+        return httpx.Response(
+            200,
+            json={
+                "status": "success",
+                "data": [
+                    {
+                        "seriesLabels": {"__name__": "tokens_total", "job": "models"},
+                        "exemplars": [
+                            {"labels": {"trace_id": "b"}, "value": "7", "timestamp": 1766999991.5},
+                            {"labels": {"trace_id": "a"}, "value": "6", "timestamp": 1766999990.5},
+                        ],
+                    }
                 ],
-            }
-        ]})
+            },
+        )
 
     source = PrometheusSource("http://prometheus.test", transport=httpx.MockTransport(handle))
     assert source.query_exemplars("tokens_total", NOW - 60, NOW) == [
@@ -288,9 +312,16 @@ def test_a_real_prometheus_and_the_store_give_the_same_exemplars(
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     process = subprocess.Popen(
-        [binary, "--config.file=prometheus.yml", "--storage.tsdb.path=tsdb",
-         f"--web.listen-address=127.0.0.1:{port}", "--enable-feature=exemplar-storage"],
-        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=(tmp_path / "log.txt").open("w"),
+        [
+            binary,
+            "--config.file=prometheus.yml",
+            "--storage.tsdb.path=tsdb",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--enable-feature=exemplar-storage",
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=(tmp_path / "log.txt").open("w"),
     )
     try:
         target = ScrapeTarget("models", f"http://{address}/metrics", {}, 15.0, 5.0)

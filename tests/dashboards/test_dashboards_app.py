@@ -246,6 +246,10 @@ def test_every_section_has_its_callback_on_the_refresh_tick_and_its_page(page: P
         "cost-per-1k-tokens-chart.figure": [("cost-models-table", "children"), picked],
         "kernels-table.children.kernel-diff-table.children.last-updated.children": [
             tick, ("page-kernels", "className")],
+        "api-session.data.sign-in-status.children.api-token-input.value": [
+            ("sign-in-button", "n_clicks")],
+        "approvals-table.children": [tick, ("api-session", "data"), ("review-status", "children")],
+        "review-status.children": [("approve-button", "n_clicks"), ("deny-button", "n_clicks")],
     }
     states = {d["output"]: [(i["id"], i["property"]) for i in d["state"]]
               for d in page.dependencies if d["state"]}
@@ -255,6 +259,11 @@ def test_every_section_has_its_callback_on_the_refresh_tick_and_its_page(page: P
         "slo-budget-chart.figure": [("page-slos", "className")],
         "cost-per-request-chart.figure": [("page-cost", "className")],
         "cost-per-1k-tokens-chart.figure": [("page-cost", "className")],
+        "..api-session.data...sign-in-status.children...api-token-input.value..": [
+            ("api-name-input", "value"), ("api-token-input", "value")],
+        "approvals-table.children": [("page-remediation", "className")],
+        "review-status.children": [("api-session", "data"), ("decision-id-input", "value"),
+                                   ("review-reason-input", "value")],
     }
     # Shared outputs must be told apart by Dash, or the browser reports duplicates.
     assert len({d["output"] for d in page.dependencies}) == len(page.dependencies)
@@ -567,7 +576,7 @@ def test_the_server_serves_the_page_and_callbacks_on_a_free_port(server: Dashboa
 
     assert page.status_code == 200
     assert "<title>InferOps</title>" in page.text
-    assert len(dependencies.json()) == 14
+    assert len(dependencies.json()) == 17
     for path in ("/slos", "/alerts", "/remediation", "/kernels", "/cost"):
         assert "<title>InferOps</title>" in httpx.get(f"{server.url}{path[1:]}", timeout=10).text
 

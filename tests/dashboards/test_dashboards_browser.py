@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import os
 import re
 import time
 from collections.abc import Iterator
@@ -43,8 +44,9 @@ from dashboards import PAGES, DashboardData, DashboardServer, ElementId, create_
 from exporters import GpuCollector, RequestMetrics, RequestOutcome, SimulatedGpuBackend
 from inferops import slo_status_samples
 from reference_server import NodeSpec, Router
-from remediation import DecisionLog, Outcome
+from remediation import DecisionLog, Outcome, ProfileLog, ProfileOp, ProfileTable
 from slo import (
+    CostSli,
     RatioSli,
     SloEvaluator,
     SloSpec,
@@ -67,6 +69,18 @@ SCRAPE_INTERVAL_S = 5
 SCRAPES = 5
 PAGE_TIMEOUT_MS = 60_000
 MODEL = "inferops-tiny"
+COST = CostSli(
+    gpus='DCGM_FI_DEV_GPU_UTIL{job="nodes"}',
+    price_label="Hostname",
+    gpu_hour_prices={"node-0": 3.6, "node-1": 3.6, "node-2": 3.6},
+    requests='http_requests_total{job="nodes"}',
+    per="request",
+    max_dollars=0.01,
+    output_tokens='vllm:generation_tokens_total{job="nodes"}',
+    slice_s=30.0,
+)
+SCREENSHOTS = os.environ.get("INFEROPS_DASHBOARD_SCREENSHOTS")
+"""A folder to save a screenshot of each page into (docs/images), when set."""
 
 
 @dataclass
@@ -243,11 +257,19 @@ def dashboard(tmp_path: Path) -> Iterator[Recorded]:
         )
         assert slo_alerts, "the 16 % error ratio must at least set off a burn-rate alert"
 
+        profiles = ProfileLog(database)
+        for node_name, shares in (("node-1", (("aten::mm", 0.62), ("aten::addmm", 0.38))),
+                                  ("node-0", (("aten::addmm", 0.7), ("aten::mm", 0.3)))):
+            ops = tuple(ProfileOp(op, 10, share * 100, share) for op, share in shares)
+            profiles.record(ProfileTable(node_name, "cpu", "self_cpu_time", ops),
+                            taken_at_s=now_s - 10, seconds=3.0)
         data = DashboardData(
             StoreSource(store),
             AlertStore(database),
             DecisionLog(database),
             clock=lambda: now_s,
+            cost=COST,
+            profiles=profiles,
         )
         server = DashboardServer(create_app(data, refresh_s=1), port=0)
         server.start()
@@ -331,12 +353,20 @@ def test_every_page_shows_the_recorded_fleet_slos_alerts_and_remediations(
             page.on("pageerror", lambda error: console_errors.append(f"pageerror: {error}"))
             page.goto(dashboard.url)
             _check_fleet_page(page)
+            _screenshot(page, "fleet")
             go_to(page, "slos")
             _check_slos_page(page, dashboard)
+            _screenshot(page, "slos")
             go_to(page, "alerts")
             _check_alerts_page(page)
+            _screenshot(page, "alerts")
             go_to(page, "remediation")
             _check_remediation_page(page, dashboard)
+            _screenshot(page, "remediation")
+            go_to(page, "kernels")
+            _check_kernels_page(page)
+            go_to(page, "cost")
+            _check_cost_page(page)
             go_to(page, "fleet")
             page.wait_for_selector(f'#{ElementId.FLEET_TABLE} tr[data-key="node-2"]')
 
@@ -483,6 +513,40 @@ def _check_remediation_page(page: Any, dashboard: Recorded) -> None:
     assert decision["actor"] == "remediation-engine"
     assert decision["guard"] == "\N{EN DASH}"
     assert decision["reason"] == "NodeHighErrorRate fired on node-1; drained"
+
+
+def _check_kernels_page(page: Any) -> None:
+    page.wait_for_selector(f'#{ElementId.KERNELS_TABLE} tr[data-key="node-1"]')
+    assert [row["node"] for row in row_texts(page, ElementId.KERNELS_TABLE)] == [
+        "node-0", "node-1"]
+    assert cells(page, ElementId.KERNELS_TABLE, "node-1")["top_ops"] == (
+        "aten::mm 62.0%, aten::addmm 38.0%")
+    # node-1 has a firing alert, so it is no one's healthy peer; node-0 is node-1's.
+    assert cells(page, ElementId.KERNEL_DIFF_TABLE, "node-1") == {
+        "node": "node-1", "peer": "node-0",
+        "regressed_ops": "aten::mm 30.0% \N{RIGHTWARDS ARROW} 62.0%"}
+    _screenshot(page, "kernels")
+
+
+def _check_cost_page(page: Any) -> None:
+    page.wait_for_selector(f'#{ElementId.COST_TABLE} tr[data-key="node-0"]')
+    # One GPU at $3.60/h ($0.001/s) over 1.50 requests/s and 24 output tokens/s.
+    assert cells(page, ElementId.COST_TABLE, "node-0") == {
+        "node": "node-0", "model": COST_MODEL, "gpu_dollars_per_hour": "$3.6000",
+        "requests_per_s": "1.50", "output_tokens_per_s": "24.00",
+        "dollars_per_request": "$0.0007", "dollars_per_1k_output_tokens": "$0.0417"}
+    page.wait_for_selector(
+        f"#{ElementId.COST_REQUEST_CHART} .scatterlayer .trace", state="attached")
+    _screenshot(page, "cost")
+
+
+COST_MODEL = "\N{EN DASH}"
+
+
+def _screenshot(page: Any, name: str) -> None:
+    if SCREENSHOTS:
+        page.wait_for_timeout(1_500)  # the charts' first draw
+        page.screenshot(path=str(Path(SCREENSHOTS) / f"dashboard-{name}.png"), full_page=True)
 
 
 def _utc(timestamp_s: float) -> str:
