@@ -28,17 +28,14 @@ Infinities are stored as they are.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import operator
 import threading
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -50,15 +47,35 @@ from ._store_head import HEAD_MERGE_ROWS, head_rows, merge_head
 from ._store_matchers import LabelMatcher, SeriesMatcher, parse_matchers
 from ._store_rollups import Windows, read_rows
 from ._store_schema import retention_table, series_table, writes_table
+from ._store_types import (
+    BoolArray,
+    Changes,
+    FloatArray,
+    SeriesSamples,
+    StoredSeries,
+    canonical_labels,
+    database_error_reason,
+    fingerprint,
+    samples_frame,
+)
+from ._store_writes import (
+    copy_rows,
+    insert_series_ids,
+    log_write,
+    sorted_series_key,
+    write_exemplars,
+)
 
-FloatArray = npt.NDArray[np.float64]
-BoolArray = npt.NDArray[np.bool_]
-
-_ID_CHUNK = 500
-"""Series ids per `IN (...)`: far below SQLite's and PostgreSQL's parameter limits."""
-
-WRITE_LOG_KEEP = 100_000
-"""Rows of `metric_writes` kept; older ones are pruned now and then."""
+__all__ = [
+    "BoolArray",
+    "Changes",
+    "FloatArray",
+    "SampleStore",
+    "SeriesSamples",
+    "StoredSeries",
+    "canonical_labels",
+    "fingerprint",
+]
 
 _FAST_IDS_MAX = 2_000_000
 """Series ids cached by labels in their given order; cleared (and refilled) past this."""
@@ -67,47 +84,6 @@ _SERIES_ID = operator.itemgetter(0)
 
 _COPY_MIN_ROWS = 200
 """PostgreSQL: batches of at least this many rows go through COPY, smaller ones executemany."""
-
-
-@dataclass(frozen=True, slots=True)
-class Changes:
-    """What `SampleStore.changes_since` found: the newest write id, the earliest sample
-    time written after the given id (None: nothing), and whether the log no longer reaches
-    back to that id (then anything may have changed)."""
-
-    latest: int
-    earliest_s: float | None
-    truncated: bool
-
-
-@dataclass(frozen=True, slots=True)
-class StoredSeries:
-    """One series' identity: `labels` exclude `__name__` (that is `name`)."""
-
-    id: int
-    name: str
-    labels: Mapping[str, str]
-
-
-@dataclass(frozen=True, slots=True)
-class SeriesSamples:
-    """One series' samples in a time range, oldest first, as parallel arrays.
-
-    `values` holds NaN where `stale` is true (a staleness marker) and for real NaN values.
-    """
-
-    series: StoredSeries
-    timestamps_s: FloatArray
-    values: FloatArray
-    stale: BoolArray
-
-
-def canonical_labels(labels: Mapping[str, str]) -> str:
-    return json.dumps(dict(sorted(labels.items())), separators=(",", ":"), ensure_ascii=False)
-
-
-def fingerprint(name: str, labels_json: str) -> str:
-    return hashlib.sha256(f"{name}\x00{labels_json}".encode()).hexdigest()
 
 
 class SampleStore:
@@ -131,9 +107,7 @@ class SampleStore:
         self._create_tables()
         dialect = engine.dialect.name
         self._dialect = dialect
-        self._driver_errors: tuple[type[BaseException], ...] = (
-            engine.dialect.loaded_dbapi.Error,
-        )
+        self._driver_errors: tuple[type[BaseException], ...] = (engine.dialect.loaded_dbapi.Error,)
         if dialect == "sqlite":
             self._insert_series: Any = sqlite.insert(series_table).on_conflict_do_nothing(
                 index_elements=["fingerprint"]
@@ -220,17 +194,25 @@ class SampleStore:
                     new_ids = self._resolve(connection, samples, unknown, rows)
                     new_fast = [(index, rows[index][0]) for index in unknown]
                     seen_exemplars = (
-                        self._write_exemplars(connection, samples, rows) if has_exemplars else {}
+                        write_exemplars(
+                            connection,
+                            self._insert_exemplars_sql,
+                            self._last_exemplars,
+                            samples,
+                            rows,
+                        )
+                        if has_exemplars
+                        else {}
                     )
                     self._write_rows(connection, rows)
-                    self._log_write(connection, low, high)
+                    log_write(connection, low, high)
             except sa.exc.SQLAlchemyError as error:
                 raise StoreError(
-                    f"cannot write {len(samples)} samples: {_reason(error)}"
+                    f"cannot write {len(samples)} samples: {database_error_reason(error)}"
                 ) from None
             except self._driver_errors as error:
                 raise StoreError(
-                    f"cannot write {len(samples)} samples: {_reason(error)}"
+                    f"cannot write {len(samples)} samples: {database_error_reason(error)}"
                 ) from None
             # Only ids of a committed transaction are known to exist.
             self._ids.update(new_ids)
@@ -256,9 +238,9 @@ class SampleStore:
         """Fill in the series ids of the rows at `unknown`; the ids newly created."""
         if not unknown:
             return {}
-        keys = {index: _sorted_key(samples[index]) for index in unknown}
+        keys = {index: sorted_series_key(samples[index]) for index in unknown}
         missing = {key for key in keys.values() if key not in self._ids}
-        new_ids = self._series_ids(connection, missing) if missing else {}
+        new_ids = insert_series_ids(connection, self._insert_series, missing) if missing else {}
         for index, key in keys.items():
             series_id = self._ids.get(key) or new_ids[key]
             _, timestamp_s, value, stale = rows[index]
@@ -274,7 +256,7 @@ class SampleStore:
             # Sorted by series, each B-tree page is visited once.
             rows.sort(key=_SERIES_ID)  # stable: the first of two equal samples wins
             if len(rows) >= _COPY_MIN_ROWS:
-                _copy_rows(driver, rows)
+                copy_rows(driver, rows)
                 return
             cursor = driver.cursor()
             try:
@@ -295,53 +277,6 @@ class SampleStore:
             merge_head(connection)
             self._head_rows = 0
 
-    def _write_exemplars(
-        self,
-        connection: sa.Connection,
-        samples: Sequence[ScrapedSample],
-        rows: list[tuple[Any, float, float | None, bool]],
-    ) -> dict[int, tuple[str, float, float | None]]:
-        """Store the exemplars of `samples`, each once: one the same as the last stored for
-        its series (a target repeats its exemplar on every scrape) is skipped. Gives what
-        is the last exemplar of each series once the transaction commits."""
-        last = self._last_exemplars
-        seen: dict[int, tuple[str, float, float | None]] = {}
-        new: list[tuple[int, float, float, str]] = []
-        for sample, row in zip(samples, rows, strict=True):
-            exemplar = sample.exemplar
-            if exemplar is None:
-                continue
-            labels_json = canonical_labels(exemplar.labels)
-            value = float(exemplar.value)
-            identity = (labels_json, value, exemplar.timestamp_s)
-            series_id = int(row[0])
-            if seen.get(series_id, last.get(series_id)) == identity:
-                continue
-            seen[series_id] = identity
-            at = row[1] if exemplar.timestamp_s is None else float(exemplar.timestamp_s)
-            if not math.isfinite(at):
-                raise StoreError(
-                    f"the exemplar of {sample.name} has a non-finite timestamp {at!r}"
-                )
-            at = int(at * 1000) / 1000  # whole milliseconds, cut as Prometheus cuts them
-            new.append((series_id, at, value, labels_json))
-        if new:
-            rows_sql = [(i, t, None if v != v else v, labels) for i, t, v, labels in new]
-            connection.exec_driver_sql(self._insert_exemplars_sql, rows_sql)
-        return seen
-
-    def _log_write(self, connection: sa.Connection, low: float, high: float) -> None:
-        if connection.dialect.name == "postgresql":
-            connection.exec_driver_sql("LOCK TABLE metric_writes IN SHARE ROW EXCLUSIVE MODE")
-        result = connection.execute(
-            writes_table.insert().values(min_timestamp_s=low, max_timestamp_s=high)
-        )
-        new_id = result.inserted_primary_key[0] if result.inserted_primary_key else None
-        if new_id is not None and new_id % 1000 == 0:
-            connection.execute(
-                writes_table.delete().where(writes_table.c.id <= new_id - WRITE_LOG_KEEP)
-            )
-
     def changes_since(self, seen: int | None) -> Changes:
         """Which sample times were written after write id `seen` (None: from the start)."""
         try:
@@ -359,43 +294,13 @@ class SampleStore:
                     )
                 ).scalar()
         except sa.exc.SQLAlchemyError as error:
-            raise StoreError(f"cannot read the write log: {_reason(error)}") from None
+            raise StoreError(f"cannot read the write log: {database_error_reason(error)}") from None
         truncated = seen < int(first_id) - 1 or seen > int(latest)
         return Changes(int(latest), None if earliest is None else float(earliest), truncated)
 
-    def _series_ids(
-        self,
-        connection: sa.Connection,
-        keys: Iterable[tuple[str, tuple[tuple[str, str], ...]]],
-    ) -> dict[tuple[str, tuple[tuple[str, str], ...]], int]:
-        """Insert-or-get: race-safe between processes thanks to the unique fingerprint."""
-        by_fingerprint: dict[str, tuple[str, tuple[tuple[str, str], ...]]] = {}
-        rows = []
-        for key in sorted(keys):
-            name, label_items = key
-            labels_json = canonical_labels(dict(label_items))
-            fp = fingerprint(name, labels_json)
-            by_fingerprint[fp] = key
-            rows.append({"name": name, "labels": labels_json, "fingerprint": fp})
-        connection.execute(self._insert_series, rows)
-        found: dict[tuple[str, tuple[tuple[str, str], ...]], int] = {}
-        prints = list(by_fingerprint)
-        for start in range(0, len(prints), _ID_CHUNK):
-            chunk = prints[start : start + _ID_CHUNK]
-            query = sa.select(series_table.c.id, series_table.c.fingerprint).where(
-                series_table.c.fingerprint.in_(chunk)
-            )
-            for series_id, fp in connection.execute(query):
-                found[by_fingerprint[fp]] = int(series_id)
-        if len(found) != len(by_fingerprint):
-            raise StoreError("series were inserted but cannot be read back")
-        return found
-
     # -- reading ----------------------------------------------------------------------
 
-    def series(
-        self, matchers: str | Sequence[LabelMatcher] | SeriesMatcher
-    ) -> list[StoredSeries]:
+    def series(self, matchers: str | Sequence[LabelMatcher] | SeriesMatcher) -> list[StoredSeries]:
         """Every series the matchers select, by id. The metric name filters in SQL."""
         matcher = parse_matchers(matchers)
         names = matcher.metric_names
@@ -406,7 +311,7 @@ class SampleStore:
             with self._engine.connect() as connection:
                 rows = connection.execute(query).all()
         except sa.exc.SQLAlchemyError as error:
-            raise StoreError(f"cannot read series: {_reason(error)}") from None
+            raise StoreError(f"cannot read series: {database_error_reason(error)}") from None
         selected = []
         for series_id, name, labels_json in rows:
             stored = self._labels_by_id.get(series_id)
@@ -450,7 +355,7 @@ class SampleStore:
                 finally:
                     cursor.close()
         except Exception as error:
-            raise StoreError(f"cannot read samples: {_reason(error)}") from None
+            raise StoreError(f"cannot read samples: {database_error_reason(error)}") from None
         if not len(series_ids):
             return []
         # Rows come sorted by series id, then by time.
@@ -478,7 +383,9 @@ class SampleStore:
                     sa.select(retention_table.c.raw_from_s).where(retention_table.c.id == 1)
                 ).scalar()
         except sa.exc.SQLAlchemyError as error:
-            raise StoreError(f"cannot read the retention boundary: {_reason(error)}") from None
+            raise StoreError(
+                f"cannot read the retention boundary: {database_error_reason(error)}"
+            ) from None
         return None if found is None else float(found)
 
     def select(
@@ -496,59 +403,4 @@ class SampleStore:
         if not math.isfinite(start_s) or not math.isfinite(end_s):
             raise QueryError(f"start_s and end_s must be finite, got {start_s!r}, {end_s!r}")
         loaded = self.samples(self.series(matchers), start_s, end_s)
-        frames = [
-            pd.DataFrame(
-                {
-                    "series_id": np.full(len(one.values), one.series.id, dtype=np.int64),
-                    "name": one.series.name,
-                    "labels": [dict(one.series.labels)] * len(one.values),
-                    "timestamp_s": one.timestamps_s,
-                    "value": one.values,
-                    "stale": one.stale,
-                }
-            )
-            for one in loaded
-        ]
-        if not frames:
-            return pd.DataFrame(
-                {
-                    "series_id": pd.Series(dtype=np.int64),
-                    "name": pd.Series(dtype=object),
-                    "labels": pd.Series(dtype=object),
-                    "timestamp_s": pd.Series(dtype=np.float64),
-                    "value": pd.Series(dtype=np.float64),
-                    "stale": pd.Series(dtype=np.bool_),
-                }
-            )
-        return pd.concat(frames, ignore_index=True)
-
-
-def _sorted_key(sample: ScrapedSample) -> tuple[str, tuple[tuple[str, str], ...]]:
-    return (sample.name, tuple(sorted(sample.labels.items())))
-
-
-def _copy_rows(driver: Any, rows: list[tuple[Any, float, float | None, bool]]) -> None:
-    """PostgreSQL: `COPY` into a temporary table, then one `INSERT ... ON CONFLICT DO NOTHING`
-    (COPY itself cannot skip a sample already stored)."""
-    with driver.cursor() as cursor:
-        cursor.execute(
-            "CREATE TEMPORARY TABLE IF NOT EXISTS inferops_incoming_samples"
-            " (series_id integer, timestamp_s double precision, value double precision,"
-            " stale boolean) ON COMMIT DELETE ROWS"
-        )
-        with cursor.copy(
-            "COPY inferops_incoming_samples (series_id, timestamp_s, value, stale) FROM STDIN"
-        ) as copy:
-            for row in rows:
-                copy.write_row(row)
-        cursor.execute(
-            "INSERT INTO metric_samples (series_id, timestamp_s, value, stale)"
-            " SELECT series_id, timestamp_s, value, stale FROM inferops_incoming_samples"
-            " ON CONFLICT DO NOTHING"
-        )
-
-
-def _reason(error: BaseException) -> str:
-    original = getattr(error, "orig", None)
-    text = str(original if original is not None else error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
+        return samples_frame(loaded)

@@ -20,6 +20,7 @@ from ._first_paint import FleetSnapshot, RenderedFleet, static_html
 from ._layout import page_layout
 from ._page_fleet import data_table
 from ._pages import PageName, page_for_path
+from ._silences import register_silence_callbacks
 from ._style import INDEX_PAGE
 
 _MOUNT_POINT = '<div id="react-entry-point">'
@@ -134,5 +135,7 @@ def create_app(
     app.validation_layout = static_layout  # type: ignore[assignment]
     app.layout = layout
     register_callbacks(app, data)
-    register_approval_callbacks(app, api, TokenSessions())
+    sessions = TokenSessions()
+    register_approval_callbacks(app, api, sessions)
+    register_silence_callbacks(app, api, sessions)
     return app

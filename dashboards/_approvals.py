@@ -19,7 +19,7 @@ from ._tables import Column, render_table
 
 _LOG = logging.getLogger(__name__)
 
-NOT_CONFIGURED = "no control-plane API configured: approvals are read-only here"
+NOT_CONFIGURED = "no control-plane API configured: the dashboard is read-only"
 SIGNED_OUT = "sign in with the control-plane API token to review pending approvals"
 
 APPROVAL_COLUMNS: tuple[Column[PendingApproval], ...] = (

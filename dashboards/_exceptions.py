@@ -17,4 +17,8 @@ class TimeRangeError(DashboardArgumentError):
 
 class ControlPlaneError(DashboardError):
     """The control-plane API refused or could not be reached; the message says which and
-    carries the API's own error text."""
+    carries the API's own error text; `status_code` is None when it did not answer."""
+
+    def __init__(self, message: str, *, status_code: int | None = None) -> None:
+        super().__init__(message)
+        self.status_code = status_code

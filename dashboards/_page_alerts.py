@@ -12,6 +12,7 @@ from dash import html
 
 from ._element_ids import ElementId
 from ._page_fleet import LOADING, data_table
+from ._silences import section as silences_section
 from ._tables import alert_columns, message_table
 
 
@@ -34,5 +35,6 @@ def layout(extra_sections: Sequence[html.Section] = ()) -> list[html.Section]:
                 ),
             ],
         ),
+        silences_section(),
         *extra_sections,
     ]

@@ -78,7 +78,8 @@ class Scenario:
         return max(20.0, self.observe_s / 2) if short else self.observe_s
 
 
-_NODE_ALERTS = ("NodeDown", "NodeHighErrorRate", "NodeHighLatency", "GpuXidError")
+_NODE_ALERTS = ("NodeDown", "NodeUnhealthy", "NodeHighErrorRate", "NodeHighLatency",
+                "GpuXidError", "GpuThermalSlowdown", "KvCacheExhausted")
 
 
 def _timed(*alerts: str) -> Expectation:

@@ -76,6 +76,23 @@ def fleet_samples() -> list[ScrapedSample]:
     samples += gauge("DCGM_FI_DEV_XID_ERRORS", {**node, **gpu, "gpu": "0", "UUID": "GPU-a"}, 79)
     samples += gauge("DCGM_FI_DEV_XID_ERRORS", {**node, **gpu, "gpu": "1", "UUID": "GPU-b"}, 0)
     samples += gauge("DCGM_FI_DEV_XID_ERRORS", {**node1, **gpu, "gpu": "0", "UUID": "GPU-c"}, 0)
+    # node-1's GPU throttles for heat 250 ms of every second; node-0's GPUs never do.
+    samples += counter(
+        "DCGM_FI_DEV_THERMAL_VIOLATION", {**node1, **gpu, "gpu": "0", "UUID": "GPU-c"}, 250_000.0
+    )
+    samples += counter(
+        "DCGM_FI_DEV_THERMAL_VIOLATION", {**node, **gpu, "gpu": "0", "UUID": "GPU-a"}, 0.0
+    )
+    # The router's view: node-0 fails its health check, node-2 too but it is being drained.
+    for name, healthy, draining in (("node-0", 0, 0), ("node-1", 1, 0), ("node-2", 0, 1)):
+        samples += gauge("inferops_router_node_healthy", {**router, "node": name}, healthy)
+        samples += gauge("inferops_router_node_draining", {**router, "node": name}, draining)
+    # KV cache: node-0 is full while nothing runs and 4 wait (a leak); node-1 is full too,
+    # but runs 12 requests (busy, not leaking).
+    for labels, usage, running, waiting in ((node, 0.97, 0, 4), (node1, 0.98, 12, 3)):
+        samples += gauge("vllm:kv_cache_usage_perc", {**labels, **model}, usage)
+        samples += gauge("vllm:num_requests_running", {**labels, **model}, running)
+        samples += gauge("vllm:num_requests_waiting", {**labels, **model}, waiting)
     return samples
 
 
@@ -94,7 +111,10 @@ def evaluate(source: StoreSource, expr: str) -> list[tuple[dict[str, str], float
 
 def test_the_default_node_rules(source: StoreSource) -> None:
     rules = {rule.alert: rule.expr for rule in load_alerting_rules(NODE_ALERTS)}
-    assert set(rules) == {"NodeDown", "NodeHighErrorRate", "NodeHighLatency", "GpuXidError"}
+    assert set(rules) == {
+        "NodeDown", "NodeUnhealthy", "NodeHighErrorRate", "NodeHighLatency", "GpuXidError",
+        "GpuThermalSlowdown", "KvCacheExhausted",
+    }
 
     [(labels, value)] = evaluate(source, rules["NodeDown"])
     assert labels == {
@@ -118,6 +138,22 @@ def test_the_default_node_rules(source: StoreSource) -> None:
     [(labels, value)] = evaluate(source, rules["GpuXidError"])
     assert labels == {"node": "node-0", "gpu": "0", "UUID": "GPU-a"}
     assert value == 79.0
+
+    [(labels, value)] = evaluate(source, rules["NodeUnhealthy"])
+    assert labels == {
+        "__name__": "inferops_router_node_healthy",
+        "job": "router",
+        "instance": "127.0.0.1:18000",
+        "node": "node-0",
+    }
+    assert value == 0.0
+
+    # 250,000 us of throttling per second; node-0's counter never moves.
+    assert evaluate(source, rules["GpuThermalSlowdown"]) == [
+        ({"node": "node-1", "gpu": "0", "UUID": "GPU-c"}, pytest.approx(250_000.0, rel=1e-12))
+    ]
+
+    assert evaluate(source, rules["KvCacheExhausted"]) == [({"node": "node-0"}, 0.97)]
 
 
 def test_the_p90_of_the_healthy_node(source: StoreSource) -> None:

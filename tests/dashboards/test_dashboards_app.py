@@ -250,6 +250,9 @@ def test_every_section_has_its_callback_on_the_refresh_tick_and_its_page(page: P
             ("sign-in-button", "n_clicks")],
         "approvals-table.children": [tick, ("api-session", "data"), ("review-status", "children")],
         "review-status.children": [("approve-button", "n_clicks"), ("deny-button", "n_clicks")],
+        "silences-table.children": [tick, ("api-session", "data"), ("silence-status", "children")],
+        "silence-status.children": [("create-silence-button", "n_clicks"),
+                                    ("expire-silence-button", "n_clicks")],
     }
     states = {d["output"]: [(i["id"], i["property"]) for i in d["state"]]
               for d in page.dependencies if d["state"]}
@@ -264,6 +267,11 @@ def test_every_section_has_its_callback_on_the_refresh_tick_and_its_page(page: P
         "approvals-table.children": [("page-remediation", "className")],
         "review-status.children": [("api-session", "data"), ("decision-id-input", "value"),
                                    ("review-reason-input", "value")],
+        "silences-table.children": [("page-alerts", "className")],
+        "silence-status.children": [("api-session", "data"), ("silence-matchers-input", "value"),
+                                    ("silence-hours-input", "value"),
+                                    ("silence-comment-input", "value"),
+                                    ("silence-id-input", "value")],
     }
     # Shared outputs must be told apart by Dash, or the browser reports duplicates.
     assert len({d["output"] for d in page.dependencies}) == len(page.dependencies)
@@ -576,7 +584,7 @@ def test_the_server_serves_the_page_and_callbacks_on_a_free_port(server: Dashboa
 
     assert page.status_code == 200
     assert "<title>InferOps</title>" in page.text
-    assert len(dependencies.json()) == 17
+    assert len(dependencies.json()) == 19
     for path in ("/slos", "/alerts", "/remediation", "/kernels", "/cost"):
         assert "<title>InferOps</title>" in httpx.get(f"{server.url}{path[1:]}", timeout=10).text
 

@@ -182,8 +182,8 @@ def test_an_undetected_fault_fails_every_detection_and_mitigation_check() -> Non
     )
 
     assert {c["check"]: c["detail"] for c in report["checks"] if not c["ok"]} == {
-        "detected": "no NodeDown|NodeHighErrorRate|NodeHighLatency|GpuXidError alert named "
-                    "node-1",
+        "detected": "no NodeDown|NodeUnhealthy|NodeHighErrorRate|NodeHighLatency|GpuXidError"
+                    "|GpuThermalSlowdown|KvCacheExhausted alert named node-1",
         "detect within target": "not detected (target <= 10 s)",
         "mitigated": "no faulty node was drained",
         "mitigate within target": "not mitigated (target <= 15 s)",

@@ -32,13 +32,28 @@ policies:
 """
 
 
+DEFAULT_ALERTS = (
+    "NodeDown|NodeUnhealthy|NodeHighErrorRate|NodeHighLatency|GpuXidError|GpuThermalSlowdown"
+    "|KvCacheExhausted"
+)
+
+
 @pytest.mark.parametrize(
-    "path",
-    [EXAMPLE_POLICY, REPOSITORY / "inferops" / "defaults" / "remediation-policy.yaml"],
+    ("path", "alertnames"),
+    [
+        (EXAMPLE_POLICY, "NodeDown|NodeHighErrorRate|NodeHighLatency|GpuXidError"),
+        (REPOSITORY / "inferops" / "defaults" / "remediation-policy.yaml", DEFAULT_ALERTS),
+    ],
     ids=["the example policy", "the default policy the demo uses"],
 )
-def test_the_shipped_policies_drain_a_node_an_alert_names_unhealthy(path: Path) -> None:
-    assert load_remediation_policy(path) == RemediationPolicy(rules=(DRAIN_UNHEALTHY,))
+def test_the_shipped_policies_drain_a_node_an_alert_names_unhealthy(
+    path: Path, alertnames: str
+) -> None:
+    expected = PolicyRule(
+        name="drain-unhealthy-node", match={}, match_re={"alertname": alertnames},
+        action="drain",
+    )
+    assert load_remediation_policy(path) == RemediationPolicy(rules=(expected,))
 
 
 def test_every_field_of_a_rule_is_read() -> None:
