@@ -143,24 +143,23 @@ async def _drive(engine: Engine, requests: int, max_tokens: int | None = None
     return time.perf_counter() - started, tokens
 
 
-def window_extras_ns(clock: StepClock) -> tuple[list[float], int]:
+def window_extras_ns(step_cpu_ns: list[int], sampled: list[bool], kinds: list[tuple[int, int]]
+                     ) -> tuple[list[float], int]:
     """Each sampled step's CPU over the median of the NEIGHBOURS unsampled steps of the same
     kind nearest to it (a prefill step costs several decode steps); and how many sampled
     steps had no such step to compare with (left out)."""
     extras: list[float] = []
     unmatched = 0
-    steps = range(len(clock.sampled))
+    steps = range(len(sampled))
     for index in steps:
-        if not clock.sampled[index]:
+        if not sampled[index]:
             continue
-        same = sorted((j for j in steps if not clock.sampled[j]
-                       and clock.kinds[j] == clock.kinds[index]),
+        same = sorted((j for j in steps if not sampled[j] and kinds[j] == kinds[index]),
                       key=lambda j: abs(j - index))[:NEIGHBOURS]
         if not same:
             unmatched += 1
             continue
-        extras.append(clock.step_cpu_ns[index]
-                      - statistics.median(clock.step_cpu_ns[j] for j in same))
+        extras.append(step_cpu_ns[index] - statistics.median(step_cpu_ns[j] for j in same))
     return extras, unmatched
 
 
@@ -188,7 +187,8 @@ def _one_run(model: TinyTransformer, *, profiled: bool, requests: int, trace_dir
                 ns for ns, s in zip(clock.step_cpu_ns, clock.sampled, strict=True) if not s
             ) / 1e6,
             engine_cpu_s=sum(clock.step_cpu_ns) / 1e9)
-        extras, facts.unmatched_windows = window_extras_ns(clock)
+        extras, facts.unmatched_windows = window_extras_ns(clock.step_cpu_ns, clock.sampled,
+                                                           clock.kinds)
         facts.window_extra_ms = [ns / 1e6 for ns in extras]
         if profiler is not None:
             profiler.request_stop()

@@ -345,6 +345,13 @@ class ControlPlane:
             await self._run_loops()
 
     async def _run_loops(self) -> None:
+        if self.remediation is not None:
+            # A control plane killed mid-action left it started but unfinished: settle it
+            # (found done, or started again) before acting on anything new.
+            try:
+                await asyncio.to_thread(self.remediation.resume_interrupted)
+            except Exception:
+                logger.exception("settling interrupted remediation decisions failed")
         background: list[asyncio.Task[None]] = []
         if self.settings.source.kind == "store":  # a Prometheus source scrapes for itself
             background.append(asyncio.create_task(self.scraper.run(), name="scraper"))

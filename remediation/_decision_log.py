@@ -25,6 +25,9 @@ class Outcome(enum.StrEnum):
     PENDING_APPROVAL = "pending_approval"
     DENIED = "denied"
     ROLLED_BACK = "rolled_back"
+    INTERRUPTED = "interrupted"
+    """The process stopped mid-action and the fleet showed no result on restart; the action
+    was started again under a new decision (cooldowns and limits do not count this one)."""
 
 
 ACTED = frozenset({Outcome.SUCCEEDED, Outcome.FAILED, Outcome.ROLLED_BACK})
@@ -200,6 +203,20 @@ class DecisionLog:
             query = query.where(_decisions.c.node == node)
         if outcome is not None:
             query = query.where(_decisions.c.outcome == str(Outcome(outcome)))
+        with self._engine.connect() as connection:
+            return [_decision(row) for row in connection.execute(query)]
+
+    def unfinished(self) -> list[Decision]:
+        """Decisions whose action started but never finished (the process stopped mid-action),
+        oldest first; pending approvals are not among them."""
+        query = (
+            sa.select(_decisions)
+            .where(
+                _decisions.c.finished_at_s.is_(None),
+                _decisions.c.outcome == str(Outcome.FAILED),
+            )
+            .order_by(_decisions.c.id)
+        )
         with self._engine.connect() as connection:
             return [_decision(row) for row in connection.execute(query)]
 

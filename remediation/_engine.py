@@ -34,6 +34,7 @@ from ._guard_chain import GuardChain, GuardCheck
 from ._guards import UNKNOWN_NODE, already_done
 from ._incidents import IncidentLog
 from ._policy import ACTIONS, RemediationPolicy
+from ._resume import resume_interrupted
 from ._switches import BreakerState, KillSwitch, SwitchBoard
 from ._verification import described
 
@@ -203,6 +204,23 @@ class RemediationEngine:
         if decision.outcome != Outcome.PENDING_APPROVAL:
             raise NotPendingApproval(decision_id, str(decision.outcome))
         return decision
+
+    def resume_interrupted(self) -> list[Decision]:
+        """After a restart: actions a stopped process started are either found done or
+        started again (never lost, never repeated); see `_resume`."""
+        return resume_interrupted(self, self._log, self._driver, self._clock)
+
+    def restart_action(self, interrupted: Decision) -> Decision:
+        """Start `interrupted`'s action again, as its own actor, through every guard."""
+        context = (AlertContext.from_evidence(interrupted.evidence, interrupted.alert_fingerprint)
+                   if interrupted.evidence else None)
+        return self._decide(
+            interrupted.action, interrupted.node, actor=interrupted.actor,
+            why=f"resuming decision {interrupted.id} (interrupted by a restart)",
+            context=context, params=interrupted.params, dry_run=False, approval=False,
+            raise_unknown=False, incident_id=interrupted.incident_id,
+            alertname=interrupted.alertname, fingerprint=interrupted.alert_fingerprint,
+        )
 
     # --- switches ----------------------------------------------------------------------
 

@@ -276,7 +276,7 @@ def test_decisions_filter_by_node_and_outcome_and_one_is_read_by_id(
     bad = api.get("/api/v1/remediation/decisions?outcome=exploded")
     assert (bad.status_code, bad.json()["error"]) == (
         400, "outcome: unknown outcome 'exploded'; expected one of: succeeded, failed, refused, "
-             "dry_run, skipped, pending_approval, denied, rolled_back")
+             "dry_run, skipped, pending_approval, denied, rolled_back, interrupted")
     missing = api.get("/api/v1/remediation/decisions/9")
     assert (missing.status_code, missing.json()) == (
         404, {"error": "no remediation decision with id 9"})
