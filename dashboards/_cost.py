@@ -16,8 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from collectors import MetricSource
-from slo import CostSli, format_duration
-from slo._timeslice_sli import dollars_per_second_expr
+from slo import CostSli, dollars_per_second_expr, format_duration
 
 from ._node_order import natural_sort_key
 from ._rows import ChartSeries

@@ -44,6 +44,8 @@ from remediation import (
     DecisionLog,
     GuardLimits,
     IncidentLog,
+    ProfileLog,
+    ProfilingDriver,
     RemediationEngine,
     create_remediation_router,
     load_remediation_policy,
@@ -222,7 +224,9 @@ class ControlPlane:
         self.remediation: RemediationEngine | None = None
         if settings.remediation.enabled and settings.remediation.policy_file:
             self.remediation = RemediationEngine(
-                open_fleet_driver(settings, admin_token),
+                # Every profile the engine takes is kept for the dashboard's kernels page.
+                ProfilingDriver(open_fleet_driver(settings, admin_token),
+                                ProfileLog(self.database)),
                 self.decisions,
                 load_remediation_policy(settings.resolve(settings.remediation.policy_file)),
                 dry_run=settings.remediation.dry_run,

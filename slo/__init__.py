@@ -17,7 +17,13 @@ from ._rule_file import load_alerting_rules
 from ._rules import AlertingRule, RecordingRule, RuleGroup, format_duration
 from ._spec import LatencySli, RatioSli, Sli, SloSpec
 from ._spec_loader import load_slo_specs, parse_slo_specs
-from ._timeslice_sli import CostSli, PercentileSli, ThresholdSli, ThroughputSli
+from ._timeslice_sli import (
+    CostSli,
+    PercentileSli,
+    ThresholdSli,
+    ThroughputSli,
+    dollars_per_second_expr,
+)
 from ._windows import BurnRateWindow, load_burn_rate_windows
 
 __all__ = [
@@ -39,6 +45,7 @@ __all__ = [
     "ThresholdSli",
     "ThroughputSli",
     "burn_rate_alert_rules",
+    "dollars_per_second_expr",
     "format_duration",
     "generate_rules",
     "load_alerting_rules",
