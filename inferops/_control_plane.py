@@ -9,7 +9,7 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 import sqlalchemy
 from fastapi import APIRouter
@@ -34,7 +34,6 @@ from collectors import (
     PrometheusSource,
     Retention,
     SampleStore,
-    ScrapedSample,
     Scraper,
     ScrapeTarget,
     TargetGroup,
@@ -42,7 +41,6 @@ from collectors import (
 )
 from remediation import (
     DecisionLog,
-    GuardLimits,
     IncidentLog,
     ProfileLog,
     ProfilingDriver,
@@ -57,99 +55,23 @@ from slo import (
     SloSpec,
     SloStatus,
     burn_rate_alert_rules,
-    format_duration,
     load_alerting_rules,
     load_burn_rate_windows,
     load_slo_specs,
 )
 
 from ._control_plane_tracing import ControlPlaneTracing
-from ._fleet_driver import open_fleet_driver
+from ._fleet_driver import open_fleet_driver, remediation_limits
 from ._notify_dispatch import BackgroundNotifier, RemediationNotifier
 from ._remediation_pages import RemediationPager
+from ._scrape_targets import scrape_targets
 from ._settings import Settings
+from ._slo_status_samples import slo_status_samples
 from ._sources import open_metric_source
 
 logger = logging.getLogger("inferops.control_plane")
 
-
-def scrape_targets(
-    settings: Settings,
-    discovered: Mapping[int, Sequence[TargetGroup]] | None = None,
-) -> list[ScrapeTarget]:
-    """Prometheus `scrape_configs` -> one `ScrapeTarget` per static or discovered target.
-
-    `discovered` maps a job's index in `scrape_configs` to the target groups its
-    `file_sd_configs` found; a group's `__scheme__` and `__metrics_path__` labels override
-    the job's, as in Prometheus. A target listed twice in a job is scraped once.
-    """
-    targets: list[ScrapeTarget] = []
-    for index, job in enumerate(settings.scrape_configs):
-        interval = job.scrape_interval or settings.global_.scrape_interval
-        timeout = min(job.scrape_timeout or settings.global_.scrape_timeout, interval)
-        groups: list[tuple[Sequence[str], Mapping[str, str]]] = [
-            (static.targets, static.labels) for static in job.static_configs
-        ]
-        groups.extend((group.targets, group.labels) for group in (discovered or {}).get(index, ()))
-        for addresses, group_labels in groups:
-            labels = {k: v for k, v in group_labels.items() if not k.startswith("__")}
-            scheme = group_labels.get("__scheme__", job.scheme)
-            path = group_labels.get("__metrics_path__", job.metrics_path)
-            for address in addresses:
-                targets.append(
-                    ScrapeTarget(
-                        job=job.job_name,
-                        url=f"{scheme}://{address}{path}",
-                        labels=labels,
-                        interval_s=interval,
-                        timeout_s=timeout,
-                    )
-                )
-    return list(dict.fromkeys(targets))
-
-
-def remediation_limits(settings: Settings) -> GuardLimits:
-    """The remediation engine's fleet guards from the `remediation` settings section."""
-    section = settings.remediation
-    return GuardLimits(
-        breaker_max_share=section.breaker_max_share,
-        breaker_window_s=section.breaker_window,
-        breaker_close_after_s=section.breaker_close_after,
-        max_unavailable=section.max_unavailable,
-        node_capacity_requests=section.node_capacity_requests,
-        max_actions_per_hour=section.max_actions_per_hour,
-        flap_threshold=section.flap_threshold,
-        flap_window_s=section.flap_window,
-        stale_after_s=section.stale_after,
-        escalate_after_cycles=section.escalate_after_cycles,
-        ladder_window_s=section.ladder_window,
-    )
-
-
-def slo_status_samples(statuses: Sequence[SloStatus], at_s: float) -> list[ScrapedSample]:
-    """SLO status as recorded series, so dashboards and queries read it like any metric."""
-    samples: list[ScrapedSample] = []
-    for status in statuses:
-        labels = {**status.group, "slo": status.name}
-        samples.append(ScrapedSample("slo:objective:ratio", labels, status.objective, at_s))
-        if status.sli_value is not None:
-            samples.append(ScrapedSample("slo:sli:ratio", labels, status.sli_value, at_s))
-        if status.error_budget_remaining is not None:
-            samples.append(
-                ScrapedSample(
-                    "slo:error_budget_remaining:ratio", labels, status.error_budget_remaining, at_s
-                )
-            )
-        for window_s, burn_rate in sorted(status.burn_rates.items()):
-            samples.append(
-                ScrapedSample(
-                    "slo:burn_rate:ratio",
-                    {**labels, "window": format_duration(window_s)},
-                    burn_rate,
-                    at_s,
-                )
-            )
-    return samples
+__all__ = ["ControlPlane", "remediation_limits", "scrape_targets", "slo_status_samples"]
 
 
 class ControlPlane:

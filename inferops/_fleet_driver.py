@@ -1,9 +1,10 @@
-"""The remediation engine's `FleetDriver`, chosen by `remediation.driver` in the settings:
-the reference fleet's router admin API (needs the fleet admin token) or Kubernetes."""
+"""The remediation engine's `FleetDriver` and fleet guards from the `remediation` settings:
+the driver is the reference fleet's router admin API (needs the fleet admin token) or
+Kubernetes, chosen by `remediation.driver`."""
 
 from __future__ import annotations
 
-from remediation import FleetDriver, KubernetesFleetDriver, ReferenceFleetDriver
+from remediation import FleetDriver, GuardLimits, KubernetesFleetDriver, ReferenceFleetDriver
 
 from ._exceptions import ConfigError
 from ._settings import Settings
@@ -27,3 +28,21 @@ def open_fleet_driver(settings: Settings, admin_token: str | None = None) -> Fle
             f"{section.admin_token_env} (or set remediation.enabled: false)"
         )
     return ReferenceFleetDriver(section.fleet_url, admin_token=token)
+
+
+def remediation_limits(settings: Settings) -> GuardLimits:
+    """The remediation engine's fleet guards from the `remediation` settings section."""
+    section = settings.remediation
+    return GuardLimits(
+        breaker_max_share=section.breaker_max_share,
+        breaker_window_s=section.breaker_window,
+        breaker_close_after_s=section.breaker_close_after,
+        max_unavailable=section.max_unavailable,
+        node_capacity_requests=section.node_capacity_requests,
+        max_actions_per_hour=section.max_actions_per_hour,
+        flap_threshold=section.flap_threshold,
+        flap_window_s=section.flap_window,
+        stale_after_s=section.stale_after,
+        escalate_after_cycles=section.escalate_after_cycles,
+        ladder_window_s=section.ladder_window,
+    )
