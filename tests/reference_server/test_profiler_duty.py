@@ -3,9 +3,12 @@ cost bench attributes a window's cost against steps of the same kind."""
 
 from __future__ import annotations
 
+import gc
+
 import pytest
 import torch
 from torch.autograd.profiler import record_function
+from torch.profiler import profile
 
 from bench.profiler_cost import window_extras_ns
 from reference_server._profiler import ProfileRequest, StepProfiler, summarize
@@ -68,3 +71,23 @@ def test_a_window_costs_its_step_over_the_median_of_unsampled_steps_of_its_kind(
     expected: tuple[list[float], int],
 ) -> None:
     assert window_extras_ns(step_cpu_ns, sampled, kinds) == expected
+
+
+def live_profiler_sessions() -> int:
+    return sum(1 for obj in gc.get_objects() if type(obj) is profile)
+
+
+def test_a_long_duty_cycled_profile_keeps_only_its_first_window_alive() -> None:
+    """Each stopped session holds its events in kineto (MBs): 1000 kept windows were GBs."""
+    gc.collect()
+    before = live_profiler_sessions()
+    request = ProfileRequest(steps=6, every_steps=2, top=50)
+    profiler = StepProfiler(request, device=torch.device("cpu"))
+    run_steps(profiler, 11)
+    raw = profiler.done.result(timeout=5)
+    gc.collect()
+    assert live_profiler_sessions() == before + 1  # the first window, for the Chrome trace
+    result = summarize(raw, request, device=torch.device("cpu"), trace_path=None)
+    assert sorted(row.name for row in result.ops if row.name.startswith("step ")) == [
+        "step 1", "step 11", "step 3", "step 5", "step 7", "step 9"]
+    assert next(row.calls for row in result.ops if row.name == "aten::mm") == 6
