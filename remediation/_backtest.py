@@ -181,7 +181,7 @@ def backtest(
     engine = RemediationEngine(
         HistoricalFleet(source, clock), DecisionLog(database), policy, dry_run=True,
         cooldown_s=cooldown_s, min_healthy_nodes=min_healthy_nodes, clock=clock,
-        limits=limits, source=source if check_freshness else None,
+        limits=limits, source=source if check_freshness else None, rehearsal=True,
     )
     rows: list[BacktestRow] = []
     try:

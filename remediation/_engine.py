@@ -49,7 +49,8 @@ class RemediationEngine:
     acts; `clock` stamps decisions and measures cooldowns and windows; `source` (a
     `MetricSource`) lets the engine check scrape freshness and watch an alert's condition
     after acting, for up to `recovery_deadline_s`; `notify` receives pages, escalations and
-    policy notify steps."""
+    policy notify steps; `rehearsal` (backtests) counts dry-run decisions as actions for the
+    hourly limit and the circuit breaker too."""
 
     def __init__(
         self,
@@ -67,6 +68,7 @@ class RemediationEngine:
         notify: NotifyHook | None = None,
         recovery_deadline_s: float = 60.0,
         recovery_poll_s: float = 1.0,
+        rehearsal: bool = False,
     ) -> None:
         for name, value in (
             ("cooldown_s", cooldown_s), ("min_healthy_nodes", min_healthy_nodes),
@@ -99,6 +101,7 @@ class RemediationEngine:
             min_healthy_nodes=min_healthy_nodes, source=source,
             on_breaker_open=lambda why: self._steps.send(Notice(
                 "page", None, f"remediation circuit breaker opened: {why}", "", None)),
+            rehearsal=rehearsal,
         )
 
     # --- alerts in ---------------------------------------------------------------------

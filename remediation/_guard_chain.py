@@ -65,7 +65,11 @@ class GuardChain:
         self, log: DecisionLog, switches: SwitchBoard, alerts: AlertHistory,
         limits: GuardLimits, *, cooldown_s: float, min_healthy_nodes: int,
         source: MetricSource | None, on_breaker_open: Callable[[str], object],
+        rehearsal: bool = False,
     ) -> None:
+        """`rehearsal`: dry-run decisions count as if they had acted, for the rate limit and
+        the circuit breaker too (a backtest must show where those would have stopped it)."""
+        self._rehearsal = rehearsal
         self._log = log
         self._switches = switches
         self._alerts = alerts
@@ -157,18 +161,22 @@ class GuardChain:
             or capacity(action, node, fleet, self._limits.node_capacity_requests)
         )
 
+    def _counted(self) -> frozenset[Outcome]:
+        return ACTED | {Outcome.DRY_RUN} if self._rehearsal else ACTED
+
     def _rate(self, request: GuardCheck) -> Refusal | None:
-        if not request.automated or request.dry_run:
+        if not request.automated or (request.dry_run and not self._rehearsal):
             return None
-        acted = self._log.since(request.now_s - 3600.0, outcomes=ACTED,
+        acted = self._log.since(request.now_s - 3600.0, outcomes=self._counted(),
                                 actions=(*DISRUPTIVE, "undrain"))
         return rate_limit(acted, self._limits.max_actions_per_hour)
 
     def _breaker_trip(self, request: GuardCheck) -> Refusal | None:
-        if not request.automated or request.dry_run or request.action not in DISRUPTIVE:
+        if (not request.automated or (request.dry_run and not self._rehearsal)
+                or request.action not in DISRUPTIVE):
             return None
         remediated = self._log.since(request.now_s - self._limits.breaker_window_s,
-                                     actions=DISRUPTIVE, outcomes=ACTED)
+                                     actions=DISRUPTIVE, outcomes=self._counted())
         why = breaker_should_open(request.node, remediated, len(request.fleet),
                                   self._limits.breaker_max_share)
         if why is None:

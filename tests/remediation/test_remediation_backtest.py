@@ -144,3 +144,42 @@ def test_a_bad_since_exits_2_naming_the_option(config: Path) -> None:
     run = run_backtest(config, "--since", "a week")
     assert (run.exit_code, run.stderr) == (
         2, "error: --since: expected a duration such as 15s, 1m or 500ms, got 'a week'\n")
+
+
+@pytest.mark.parametrize(
+    ("limits", "guard"),
+    [
+        ({"max_actions_per_hour": 1}, "rate-limit"),
+        ({"breaker_max_share": 0.5, "breaker_window_s": 3600.0}, "circuit-breaker"),
+    ],
+    ids=["the hourly limit", "the circuit breaker"],
+)
+def test_a_backtest_counts_its_own_would_be_actions_against_the_fleet_wide_guards(
+    tmp_path: Path, limits: dict[str, float], guard: str
+) -> None:
+    from collectors import StoreSource
+    from remediation import GuardLimits, HistoricAlert, backtest, load_remediation_policy
+
+    database = sa.create_engine(f"sqlite:///{tmp_path / 'history.db'}")
+    store = SampleStore(database)
+    store.append([
+        sample for sample in fleet_samples()
+        if sample.timestamp_s < T0 + 600  # all three nodes up and serving throughout
+    ])
+    (tmp_path / "policy.yaml").write_text(POLICY, encoding="utf-8")
+    alerts = [
+        HistoricAlert("b1", {"alertname": "NodeHighErrorRate", "node": "node-1"}, T0 + 60),
+        HistoricAlert("b2", {"alertname": "NodeHighErrorRate", "node": "node-2"}, T0 + 120),
+    ]
+
+    rows = backtest(
+        load_remediation_policy(tmp_path / "policy.yaml"), alerts, StoreSource(store),
+        since_s=T0, until_s=T0 + 500,
+        limits=GuardLimits(max_unavailable="100%", **limits),  # type: ignore[arg-type]
+        check_freshness=False,
+    )
+
+    assert [(row.node, row.outcome, row.guard) for row in rows] == [
+        ("node-1", "dry_run", None),
+        ("node-2", "refused", guard),
+    ]
