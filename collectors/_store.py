@@ -38,7 +38,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from ._exceptions import QueryError, StoreError
 from ._migrations import upgrade_store_schema
@@ -64,6 +63,7 @@ from ._store_writes import (
     log_write,
     sorted_series_key,
     write_exemplars,
+    write_statements,
 )
 
 __all__ = [
@@ -108,32 +108,10 @@ class SampleStore:
         dialect = engine.dialect.name
         self._dialect = dialect
         self._driver_errors: tuple[type[BaseException], ...] = (engine.dialect.loaded_dbapi.Error,)
-        if dialect == "sqlite":
-            self._insert_series: Any = sqlite.insert(series_table).on_conflict_do_nothing(
-                index_elements=["fingerprint"]
-            )
-            self._insert_rows_sql = (
-                "INSERT INTO metric_samples_head (series_id, timestamp_s, value, stale)"
-                " VALUES (?, ?, ?, ?)"
-            )
-            self._insert_exemplars_sql = (
-                "INSERT OR IGNORE INTO metric_exemplars (series_id, timestamp_s, value, labels)"
-                " VALUES (?, ?, ?, ?)"
-            )
-        elif dialect == "postgresql":
-            self._insert_series = postgresql.insert(series_table).on_conflict_do_nothing(
-                index_elements=["fingerprint"]
-            )
-            self._insert_rows_sql = (
-                "INSERT INTO metric_samples (series_id, timestamp_s, value, stale)"
-                " VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING"
-            )
-            self._insert_exemplars_sql = (
-                "INSERT INTO metric_exemplars (series_id, timestamp_s, value, labels)"
-                " VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING"
-            )
-        else:
-            raise StoreError(f"unsupported database {dialect!r}: use SQLite or PostgreSQL")
+        statements = write_statements(dialect)
+        self._insert_series: Any = statements.insert_series
+        self._insert_rows_sql = statements.insert_rows_sql
+        self._insert_exemplars_sql = statements.insert_exemplars_sql
 
     @property
     def engine(self) -> sa.Engine:

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 
 from ._exceptions import StoreError
 from ._sample import ScrapedSample
@@ -20,11 +22,13 @@ from ._store_types import canonical_labels, fingerprint
 
 __all__ = [
     "WRITE_LOG_KEEP",
+    "WriteStatements",
     "copy_rows",
     "insert_series_ids",
     "log_write",
     "sorted_series_key",
     "write_exemplars",
+    "write_statements",
 ]
 
 WRITE_LOG_KEEP = 100_000
@@ -134,3 +138,44 @@ def log_write(connection: sa.Connection, low: float, high: float) -> None:
         connection.execute(
             writes_table.delete().where(writes_table.c.id <= new_id - WRITE_LOG_KEEP)
         )
+
+
+@dataclass(frozen=True, slots=True)
+class WriteStatements:
+    """The dialect's statements for a new series, sample rows and exemplars."""
+
+    insert_series: Any
+    insert_rows_sql: str
+    insert_exemplars_sql: str
+
+
+def write_statements(dialect: str) -> WriteStatements:
+    """SQLite appends into the head table (see `_store_head`); PostgreSQL into the samples,
+    skipping a sample already stored. Anything else: `StoreError`."""
+    if dialect == "sqlite":
+        insert_series: Any = sqlite.insert(series_table).on_conflict_do_nothing(
+            index_elements=["fingerprint"]
+        )
+        rows_sql = (
+            "INSERT INTO metric_samples_head (series_id, timestamp_s, value, stale)"
+            " VALUES (?, ?, ?, ?)"
+        )
+        exemplars_sql = (
+            "INSERT OR IGNORE INTO metric_exemplars (series_id, timestamp_s, value, labels)"
+            " VALUES (?, ?, ?, ?)"
+        )
+    elif dialect == "postgresql":
+        insert_series = postgresql.insert(series_table).on_conflict_do_nothing(
+            index_elements=["fingerprint"]
+        )
+        rows_sql = (
+            "INSERT INTO metric_samples (series_id, timestamp_s, value, stale)"
+            " VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING"
+        )
+        exemplars_sql = (
+            "INSERT INTO metric_exemplars (series_id, timestamp_s, value, labels)"
+            " VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING"
+        )
+    else:
+        raise StoreError(f"unsupported database {dialect!r}: use SQLite or PostgreSQL")
+    return WriteStatements(insert_series, rows_sql, exemplars_sql)

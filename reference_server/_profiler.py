@@ -201,6 +201,8 @@ class StepProfiler:
         self.hook_s = 0.0
         """Engine-thread time spent starting and stopping sessions (the sampling's direct
         cost, besides the slower profiled steps themselves)."""
+        self.read_cpu_s = 0.0
+        """Reader-thread CPU spent folding windows into the table (off the engine thread)."""
 
     @property
     def in_window(self) -> bool:
@@ -271,6 +273,7 @@ class StepProfiler:
 
     def _fold(self, session: profile) -> None:
         """Reader thread: add one window's self times to the table."""
+        started = time.thread_time()
         try:
             for name, row in self_times(session_events(session)).items():
                 total = self._table.setdefault(name, [0, 0.0, 0.0])
@@ -278,6 +281,7 @@ class StepProfiler:
                     total[index] += value
         except Exception:
             logger.exception("reading a profiled window failed; it is left out")
+        self.read_cpu_s += time.thread_time() - started
 
     def _finish(self, *, complete: bool) -> None:
         self._close_session()

@@ -22,7 +22,7 @@ def run_steps(profiler: StepProfiler, count: int) -> list[tuple[bool, bool]]:
         profiler.before_step()
         with record_function(f"step {step}"):
             torch.mm(x, x)
-        seen.append((profiler.in_window, torch.autograd._profiler_enabled()))
+        seen.append((profiler.in_window, torch._C._autograd._profiler_enabled()))
         profiler.after_step()
     return seen
 
@@ -33,7 +33,7 @@ def test_one_step_in_every_n_is_recorded_and_the_profiler_is_off_between_windows
     seen = run_steps(profiler, 7)
     assert seen == [(True, True), (False, False), (False, False), (True, True),
                     (False, False), (False, False), (True, True)]
-    assert not torch.autograd._profiler_enabled()
+    assert not torch._C._autograd._profiler_enabled()
     raw = profiler.done.result(timeout=5)
     result = summarize(raw, request, device=torch.device("cpu"), trace_path=None)
     labels = sorted(row.name for row in result.ops if row.name.startswith("step "))
