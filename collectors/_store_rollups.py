@@ -12,7 +12,6 @@ were read before they were rolled up or are late arrivals not yet rolled up).
 
 from __future__ import annotations
 
-import itertools
 import math
 import operator
 from collections.abc import Sequence
@@ -76,7 +75,6 @@ def read_rows(
     if raw_from is None or start_s >= raw_from:
         return raw_columns
     found: list[tuple[int, float | None, float | None, float | None]] = []
-    found_sparse: list[tuple[int, float, float, int, float]] = []
     low, high = float(start_s), float(end_s)
     for chunk in _chunks(ids):
         marks = ", ".join([mark] * len(chunk))
@@ -84,11 +82,15 @@ def read_rows(
         if sparse:
             assert windows is not None
             cursor.execute(
-                _sparse_rollups_sql(len(chunk)),
-                (*_window_params(windows), low, high, ROLLUP_STEP_S, *chunk, raw_from),
+                _WINDOWS_CTE + " SELECT r.series_id, r.timestamp_s, r.value, r.stale_timestamp_s"
+                " FROM w CROSS JOIN metric_rollups r"
+                f" WHERE r.series_id IN ({marks}) AND r.minute_s >= w.lo - ?"
+                " AND r.minute_s <= w.hi AND r.minute_s < ?"
+                " AND ((r.timestamp_s >= max(w.lo, ?) AND r.timestamp_s <= min(w.hi, ?))"
+                " OR (r.stale_timestamp_s >= max(w.lo, ?)"
+                " AND r.stale_timestamp_s <= min(w.hi, ?)))",
+                (*_window_params(windows), *chunk, ROLLUP_STEP_S, raw_from, low, high, low, high),
             )
-            found_sparse.extend(cursor.fetchall())
-            continue
         else:
             cursor.execute(
                 "SELECT series_id, timestamp_s, value, stale_timestamp_s FROM metric_rollups"
@@ -98,16 +100,12 @@ def read_rows(
                 (*chunk, minute_of(start_s), high, raw_from),
             )
         found.extend(cursor.fetchall())
-    rolled, ended = (
-        _sparse_rollup_columns(found_sparse, low, high)
-        if sparse
-        else _rollup_columns(found, low, high)
-    )
+    rolled, ended = _rollup_columns(found, low, high)
     if not len(rolled[0]) and not len(ended[0]):
         keep = raw_columns[1] >= raw_from
         return _take(raw_columns, keep)
     old = _concat(rolled, ended)
-    if len(ended[0]) or not _is_sorted(old):  # markers interleave: order series by time
+    if len(ended[0]) or sparse:  # markers (and windows) interleave: order series by time
         old = _take(old, np.lexsort((old[1], old[0])))
     new = _take(raw_columns, raw_columns[1] >= raw_from)
     both = _concat(old, new)
@@ -187,38 +185,6 @@ def _rollup_columns(
     )
 
 
-def _sparse_rollup_columns(
-    found: list[tuple[int, float, float, int, float]], low: float, high: float
-) -> tuple[Columns, Columns]:
-    """`_rollup_columns` for `_sparse_rollups_sql`'s all-numeric rows: one C pass over
-    them (`np.fromiter`), no per-column Python iteration. A missing time reads -inf (outside
-    every window), a NULL value is flagged by its own column and read back as NaN."""
-    count = len(found)
-    flat = np.fromiter(
-        itertools.chain.from_iterable(found), dtype=np.float64, count=5 * count
-    ).reshape(count, 5)
-    ids = flat[:, 0].astype(np.int64)
-    times = flat[:, 1]
-    values = np.where(flat[:, 3] != 0, np.nan, flat[:, 2])
-    ends = flat[:, 4]
-    real = (times >= low) & (times <= high)
-    marked = (ends >= low) & (ends <= high)
-    n_marked = int(marked.sum())
-    return (
-        (ids[real], times[real], values[real], np.zeros(int(real.sum()), dtype=np.bool_)),
-        (ids[marked], ends[marked], np.full(n_marked, np.nan), np.ones(n_marked, dtype=np.bool_)),
-    )
-
-
-def _is_sorted(columns: Columns) -> bool:
-    """Whether rows are in (series id, time) order already (then no sort is needed)."""
-    ids, times = columns[0], columns[1]
-    if len(ids) < 2:
-        return True
-    id_steps = np.diff(ids)
-    return bool(np.all((id_steps > 0) | ((id_steps == 0) & (np.diff(times) >= 0))))
-
-
 def _concat(first: Columns, second: Columns) -> Columns:
     return (
         np.concatenate([first[0], second[0]]),
@@ -232,26 +198,6 @@ _WINDOWS_CTE = (
     "WITH RECURSIVE w(k, lo, hi) AS (VALUES (0, ?, ?)"
     " UNION ALL SELECT k + 1, lo + ?, hi + ? FROM w WHERE k + 1 < ?)"
 )
-
-
-def _sparse_rollups_sql(n_ids: int) -> str:
-    """Roll-ups in the windows, series by series (each series' rows come out in time order:
-    no sort after), as numbers only: id, time (-inf: none), value (0 when NULL), whether the
-    value is NULL, staleness marker time (-inf: none). Parameters: `_window_params`, the
-    range's low and high, the roll-up step, the ids, `raw_from_s`."""
-    ids = ", ".join(["(?)"] * n_ids)
-    return (
-        _WINDOWS_CTE
-        + ", v(lo, hi, mlo, mhi) AS (SELECT max(lo, ?), min(hi, ?), lo - ?, hi FROM w),"
-        f" s(id) AS (VALUES {ids})"
-        " SELECT r.series_id, ifnull(r.timestamp_s, -9e999), ifnull(r.value, 0.0),"
-        " r.value IS NULL, ifnull(r.stale_timestamp_s, -9e999)"
-        " FROM s CROSS JOIN v CROSS JOIN metric_rollups r"
-        " WHERE r.series_id = s.id AND r.minute_s >= v.mlo AND r.minute_s <= v.mhi"
-        " AND r.minute_s < ?"
-        " AND ((r.timestamp_s >= v.lo AND r.timestamp_s <= v.hi)"
-        " OR (r.stale_timestamp_s >= v.lo AND r.stale_timestamp_s <= v.hi))"
-    )
 
 
 def _window_params(windows: Windows) -> tuple[float, float, float, float, int]:
