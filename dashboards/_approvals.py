@@ -8,13 +8,12 @@ import logging
 
 import dash
 from dash import Input, Output, State, dcc, html
-from dash.exceptions import PreventUpdate
 
 from ._actions import ControlPlaneClient, Credential, PendingApproval, TokenSessions
 from ._display import format_instant
 from ._element_ids import ElementId
 from ._exceptions import ControlPlaneError
-from ._pages import PAGE_SHOWN
+from ._signed_in_table import SignedInTable
 from ._tables import Column, render_table
 
 _LOG = logging.getLogger(__name__)
@@ -76,6 +75,12 @@ def section() -> html.Section:
     )
 
 
+_APPROVALS: SignedInTable[PendingApproval] = SignedInTable(
+    "pending approvals", approvals_table, not_configured=NOT_CONFIGURED, signed_out=SIGNED_OUT,
+    empty="nothing is waiting for approval", log=_LOG,
+)
+
+
 def register_approval_callbacks(
     app: dash.Dash, api: ControlPlaneClient | None, sessions: TokenSessions
 ) -> None:
@@ -103,29 +108,10 @@ def register_approval_callbacks(
             return None, f"not signed in: {error}", ""
         return sessions.sign_in(credential), f"signed in as {credential.actor}", ""
 
-    @app.callback(
-        Output(ElementId.APPROVALS_TABLE, "children"),
-        Input(ElementId.REFRESH, "n_intervals"),
-        Input(ElementId.SESSION, "data"),
-        Input(ElementId.REVIEW_STATUS, "children"),
-        State(ElementId.REMEDIATION_PAGE, "className"),
+    _APPROVALS.register(
+        app, api, sessions, table=ElementId.APPROVALS_TABLE, status=ElementId.REVIEW_STATUS,
+        page=ElementId.REMEDIATION_PAGE, fetch=lambda client, who: client.pending_approvals(who),
     )
-    def refresh_approvals(
-        _tick: int | None, session: str | None, _review: str | None, page_class: str | None
-    ) -> list[html.Thead | html.Tbody]:
-        if page_class != PAGE_SHOWN:
-            raise PreventUpdate
-        if api is None:
-            return approvals_table([], NOT_CONFIGURED)
-        credential = sessions.credential(session)
-        if credential is None:
-            return approvals_table([], SIGNED_OUT)
-        try:
-            pending = api.pending_approvals(credential)
-        except ControlPlaneError as error:
-            _LOG.warning("pending approvals: %s", error)
-            return approvals_table([], f"pending approvals unavailable: {error}")
-        return approvals_table(pending, "nothing is waiting for approval")
 
     @app.callback(
         Output(ElementId.REVIEW_STATUS, "children"),

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import dash
 import plotly.graph_objects as go
@@ -39,6 +39,7 @@ from ._tables import (
     KERNEL_DIFF_COLUMNS,
     NO_COST_SLO,
     REMEDIATION_COLUMNS,
+    Column,
     alert_columns,
     alerts_table,
     cost_table,
@@ -207,21 +208,13 @@ def register_callbacks(app: dash.Dash, data: DashboardData) -> None:
         _only_when_shown(page_class)
         now_s = data.now()
         if not data.has_cost:
-            return (
-                message_table(COST_COLUMNS, NO_COST_SLO),
-                message_table(COST_MODEL_COLUMNS, NO_COST_SLO),
-                updated_text(now_s),
-            )
+            return _two_messages(COST_COLUMNS, COST_MODEL_COLUMNS, NO_COST_SLO, now_s)
         try:
             nodes, models = data.costs(now_s)
         except Exception as error:
             _LOG.warning("cost: query failed", exc_info=True)
             message = unavailable("cost data", error)
-            return (
-                message_table(COST_COLUMNS, message),
-                message_table(COST_MODEL_COLUMNS, message),
-                updated_text(now_s),
-            )
+            return _two_messages(COST_COLUMNS, COST_MODEL_COLUMNS, message, now_s)
         return cost_table(nodes), cost_table(models, by_model=True), updated_text(now_s)
 
     @app.callback(
@@ -242,11 +235,7 @@ def register_callbacks(app: dash.Dash, data: DashboardData) -> None:
         except Exception as error:
             _LOG.warning("kernels: the profiles could not be read", exc_info=True)
             message = unavailable("kernel profiles", error)
-            return (
-                message_table(KERNEL_COLUMNS, message),
-                message_table(KERNEL_DIFF_COLUMNS, message),
-                updated_text(now_s),
-            )
+            return _two_messages(KERNEL_COLUMNS, KERNEL_DIFF_COLUMNS, message, now_s)
         return kernels_table(latest), kernel_diff_table(diffs), updated_text(now_s)
 
     for kind, element_id in CHART_IDS.items():
@@ -296,6 +285,13 @@ def _register_chart(
             _LOG.warning("%s chart: query failed", kind, exc_info=True)
             return message_figure(kind, unavailable("chart", error))
         return chart_figure(kind, lines)
+
+
+def _two_messages(
+    first: Sequence[Column[Any]], second: Sequence[Column[Any]], message: str, now_s: float
+) -> tuple[TableChildren, TableChildren, str]:
+    """A page's two tables both saying `message` (no data, or it failed), and the time."""
+    return message_table(first, message), message_table(second, message), updated_text(now_s)
 
 
 def _only_when_shown(page_class: str | None) -> None:

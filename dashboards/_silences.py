@@ -8,13 +8,12 @@ import math
 
 import dash
 from dash import Input, Output, State, dcc, html
-from dash.exceptions import PreventUpdate
 
 from ._actions import ControlPlaneClient, SilenceRow, TokenSessions
 from ._approvals import NOT_CONFIGURED
 from ._element_ids import ElementId
 from ._exceptions import ControlPlaneError
-from ._pages import PAGE_SHOWN
+from ._signed_in_table import SignedInTable
 from ._tables import Column, render_table
 
 _LOG = logging.getLogger(__name__)
@@ -75,31 +74,19 @@ def section() -> html.Section:
     )
 
 
+_SILENCES: SignedInTable[SilenceRow] = SignedInTable(
+    "silences", silences_table, not_configured=NOT_CONFIGURED, signed_out=SIGNED_OUT,
+    empty="no silences", log=_LOG,
+)
+
+
 def register_silence_callbacks(
     app: dash.Dash, api: ControlPlaneClient | None, sessions: TokenSessions
 ) -> None:
-    @app.callback(
-        Output(ElementId.SILENCES_TABLE, "children"),
-        Input(ElementId.REFRESH, "n_intervals"),
-        Input(ElementId.SESSION, "data"),
-        Input(ElementId.SILENCE_STATUS, "children"),
-        State(ElementId.ALERTS_PAGE, "className"),
+    _SILENCES.register(
+        app, api, sessions, table=ElementId.SILENCES_TABLE, status=ElementId.SILENCE_STATUS,
+        page=ElementId.ALERTS_PAGE, fetch=lambda client, who: client.silences(who),
     )
-    def refresh_silences(
-        _tick: int | None, session: str | None, _status: str | None, page_class: str | None
-    ) -> list[html.Thead | html.Tbody]:
-        if page_class != PAGE_SHOWN:
-            raise PreventUpdate
-        if api is None:
-            return silences_table([], NOT_CONFIGURED)
-        credential = sessions.credential(session)
-        if credential is None:
-            return silences_table([], SIGNED_OUT)
-        try:
-            return silences_table(api.silences(credential), "no silences")
-        except ControlPlaneError as error:
-            _LOG.warning("silences: %s", error)
-            return silences_table([], f"silences unavailable: {error}")
 
     @app.callback(
         Output(ElementId.SILENCE_STATUS, "children"),

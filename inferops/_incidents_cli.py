@@ -9,13 +9,11 @@ from typing import Annotated, Any
 
 import typer
 
+from ._api_client import ApiClient, TokenOption, UrlOption
 from ._remediate_cli import (
     DECISION_COLUMNS,
-    ApiClient,
     AsJson,
     ConfigOption,
-    TokenOption,
-    UrlOption,
     decision_rows,
     print_table,
 )

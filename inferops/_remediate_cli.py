@@ -13,16 +13,21 @@ or failed (the message names the guard), 2 bad usage, unknown node or unknown de
 
 from __future__ import annotations
 
-import getpass
 import json
-import os
 import time
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
-import httpx
 import typer
 
+from ._api_client import (
+    EXIT_REFUSED,
+    EXIT_USAGE,
+    ApiClient,
+    TokenOption,
+    UrlOption,
+    fail,
+)
 from ._settings import load_settings
 
 remediate_app = typer.Typer(
@@ -31,88 +36,18 @@ remediate_app = typer.Typer(
     no_args_is_help=True,
 )
 
-ACTOR_HEADER = "X-InferOps-Actor"
-TIMEOUT_S = 10.0
 ACTION_TIMEOUT_S = 300.0
 """A cycle waits for the node's restart and health check inside the control plane."""
-EXIT_REFUSED, EXIT_USAGE, EXIT_UNREACHABLE = 1, 2, 3
 DONE = frozenset({"succeeded", "dry_run", "skipped", "pending_approval", "denied"})
 
 ConfigOption = Annotated[
     Path | None,
     typer.Option("--config", "-c", help="Settings YAML.", envvar="INFEROPS_CONFIG"),
 ]
-TokenOption = Annotated[
-    str | None, typer.Option("--token", help="API bearer token (else env, else token file).")
-]
-UrlOption = Annotated[
-    str | None, typer.Option("--api-url", help="Control-plane API URL (else env, else settings).")
-]
 DryRun = Annotated[bool, typer.Option("--dry-run", help="Decide and record, but do not act.")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 Reason = Annotated[str | None, typer.Option(help="Why (stored in the audit trail).")]
 NodeArgument = Annotated[str, typer.Argument(help="Node name, e.g. node-1.")]
-
-
-def actor() -> str:
-    """`cli:<user>` for the audit trail; the uid where the system has no name for it."""
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (KeyError, OSError):
-        return f"cli:uid-{os.getuid()}"
-
-
-def fail(code: int, message: str) -> NoReturn:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code)
-
-
-class ApiClient:
-    """The control-plane API with this CLI's token, actor and exit-code rules."""
-
-    def __init__(self, config: Path | None, token: str | None, url: str | None) -> None:
-        from ._api import api_url, client_token
-
-        settings = load_settings(config)
-        self.url = api_url(settings, url)
-        resolved = client_token(settings, token)
-        if not resolved:
-            fail(EXIT_USAGE, f"no API token: pass --token, export {settings.api.token_env}, or "
-                             "run `inferops run` once on this machine (it saves one)")
-        self._client = httpx.Client(
-            base_url=self.url, timeout=TIMEOUT_S,
-            headers={"Authorization": f"Bearer {resolved}", ACTOR_HEADER: actor()},
-        )
-
-    def __enter__(self) -> ApiClient:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._client.close()
-
-    def call(self, method: str, path: str, *, timeout_s: float = TIMEOUT_S,
-             **kwargs: Any) -> Any:
-        """The JSON answer; 401 and 4xx exit 2 (409: 1), unreachable exits 3."""
-        try:
-            response = self._client.request(method, path, timeout=timeout_s, **kwargs)
-        except httpx.HTTPError as error:
-            kind = type(error).__name__
-            fail(EXIT_UNREACHABLE, f"cannot reach the control plane at {self.url} "
-                                   f"({method} {path}): {kind}: {error}")
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
-        message = body.get("error") if isinstance(body, dict) else None
-        if response.status_code == 401:
-            fail(EXIT_USAGE, f"the control plane at {self.url} refused the API token (401)")
-        if response.status_code == 409:
-            fail(EXIT_REFUSED, str(message))
-        if response.status_code >= 400 or body is None:
-            fail(EXIT_USAGE if response.status_code < 500 else EXIT_REFUSED,
-                 str(message or f"{method} {path} answered {response.status_code}: "
-                                f"{response.text[:200]}"))
-        return body
 
 
 def _print_decision(decision: dict[str, Any], as_json: bool) -> None:

@@ -12,7 +12,6 @@ duration that does not parse, named in the message).
 
 from __future__ import annotations
 
-import getpass
 import json
 import time
 from pathlib import Path
@@ -21,10 +20,10 @@ from typing import Annotated, Any
 import httpx
 import typer
 
-from alerting import ACTOR_HEADER, Matcher, MatcherError, MatchOp, rfc3339
+from alerting import Matcher, MatcherError, MatchOp, rfc3339
 
-from ._api import api_url, client_token
-from ._settings import Settings, load_settings, parse_duration
+from ._api_client import ApiClient, TokenOption, UrlOption, actor
+from ._settings import parse_duration
 
 silences_app = typer.Typer(
     help="Add, list and expire alert silences through the control-plane API.",
@@ -35,29 +34,6 @@ ConfigOption = Annotated[
     Path | None,
     typer.Option("--config", "-c", help="Settings YAML.", envvar="INFEROPS_CONFIG"),
 ]
-TokenOption = Annotated[
-    str | None, typer.Option("--token", help="API bearer token (else env, else token file).")
-]
-UrlOption = Annotated[
-    str | None, typer.Option("--api-url", help="Control-plane API URL (else env, else settings).")
-]
-TIMEOUT_S = 10.0
-
-
-def _client(config: Path | None, token: str | None, url: str | None) -> httpx.Client:
-    settings: Settings = load_settings(config)
-    resolved = client_token(settings, token)
-    if not resolved:
-        typer.echo(
-            f"error: no API token: pass --token, export {settings.api.token_env}, or run "
-            "`inferops run` once on this machine (it saves one)", err=True,
-        )
-        raise typer.Exit(2)
-    return httpx.Client(
-        base_url=api_url(settings, url),
-        timeout=TIMEOUT_S,
-        headers={"Authorization": f"Bearer {resolved}", ACTOR_HEADER: f"cli:{getpass.getuser()}"},
-    )
 
 
 def _call(client: httpx.Client, method: str, path: str, **kwargs: Any) -> httpx.Response:
@@ -124,10 +100,11 @@ def add(
         "matchers": [_v2_matcher(m) for m in parsed],
         "startsAt": rfc3339(now),
         "endsAt": rfc3339(now + seconds),
-        "createdBy": author or f"cli:{getpass.getuser()}",
+        "createdBy": author or actor(),
         "comment": comment,
     }
-    with _client(config, token, api_url_) as client:
+    with ApiClient(config, token, api_url_) as api:
+        client = api.http
         response = _call(client, "POST", "/api/v2/silences", json=body)
     typer.echo(response.json()["silenceID"])
 
@@ -141,7 +118,8 @@ def list_(
     api_url_: UrlOption = None,
 ) -> None:
     """Pending and active silences (and expired ones with --expired), newest first."""
-    with _client(config, token, api_url_) as client:
+    with ApiClient(config, token, api_url_) as api:
+        client = api.http
         silences = _call(client, "GET", "/api/v2/silences").json()
     shown = [s for s in silences if expired or s["status"]["state"] != "expired"]
     if as_json:
@@ -164,7 +142,8 @@ def expire(
     api_url_: UrlOption = None,
 ) -> None:
     """End the silences now."""
-    with _client(config, token, api_url_) as client:
+    with ApiClient(config, token, api_url_) as api:
+        client = api.http
         for silence_id in silence_ids:
             _call(client, "DELETE", f"/api/v2/silence/{silence_id}")
             typer.echo(f"expired {silence_id}")

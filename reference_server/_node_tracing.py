@@ -10,16 +10,14 @@ from __future__ import annotations
 
 from opentelemetry.trace import (
     Span,
-    SpanKind,
-    Status,
-    StatusCode,
     Tracer,
     set_span_in_context,
 )
 from starlette.requests import Request
 
 from ._sequence import RequestHandle
-from ._tracing import MonotonicClock, extract_trace_context, sampled_trace_id
+from ._server_span import record_response_status, start_server_span
+from ._tracing import MonotonicClock, sampled_trace_id
 
 __all__ = ["NodeRequestTrace", "NodeTracing"]
 
@@ -33,17 +31,9 @@ class NodeTracing:
         self._model_name = model_name
 
     def start(self, request: Request) -> NodeRequestTrace:
-        route = request.url.path
-        span = self._tracer.start_span(
-            f"{request.method} {route}",
-            context=extract_trace_context(request.headers),
-            kind=SpanKind.SERVER,
-            attributes={
-                "http.request.method": request.method,
-                "http.route": route,
-                "inferops.node": self._node_name,
-                "gen_ai.request.model": self._model_name,
-            },
+        span = start_server_span(
+            self._tracer, request, request.url.path,
+            {"inferops.node": self._node_name, "gen_ai.request.model": self._model_name},
         )
         return NodeRequestTrace(self._tracer, span)
 
@@ -63,9 +53,7 @@ class NodeRequestTrace:
             return
         self._ended = True
         span = self.span
-        span.set_attribute("http.response.status_code", status_code)
-        if status_code >= 500:
-            span.set_status(Status(StatusCode.ERROR, f"HTTP {status_code}"))
+        record_response_status(span, status_code)
         if handle is not None:
             self._engine_spans(handle)
         span.end()

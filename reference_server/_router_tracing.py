@@ -22,7 +22,8 @@ from opentelemetry.trace import (
 )
 from starlette.requests import Request
 
-from ._tracing import extract_trace_context, inject_trace_context, sampled_trace_id
+from ._server_span import record_response_status, start_server_span
+from ._tracing import inject_trace_context, sampled_trace_id
 
 _TRACE_HEADERS = frozenset({"traceparent", "tracestate"})
 
@@ -36,11 +37,7 @@ class ProxyTracing:
         self._tracer = tracer
 
     def start(self, request: Request, handler: str) -> RouterRequestTrace:
-        span = self._tracer.start_span(
-            f"{request.method} {handler}", context=extract_trace_context(request.headers),
-            kind=SpanKind.SERVER,
-            attributes={"http.request.method": request.method, "http.route": handler},
-        )
+        span = start_server_span(self._tracer, request, handler, {})
         return RouterRequestTrace(self._tracer, span)
 
 
@@ -94,11 +91,8 @@ class RouterRequestTrace:
         if self._open is not None:
             self._open.end(status_code if status_code < 400 else None,
                            None if status_code < 400 else f"relay ended with {status_code}")
-        span = self.span
-        span.set_attribute("http.response.status_code", status_code)
-        if status_code >= 500:
-            span.set_status(Status(StatusCode.ERROR, f"HTTP {status_code}"))
-        span.end()
+        record_response_status(self.span, status_code)
+        self.span.end()
 
 
 class RouterAttemptTrace:

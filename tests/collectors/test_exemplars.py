@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import shutil
-import socket
-import subprocess
 import time
 from collections.abc import Iterator
 from decimal import Decimal
@@ -19,6 +16,7 @@ from alembic import command
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
+from real_prometheus import running_prometheus
 
 from collectors import (
     Exemplar,
@@ -298,56 +296,31 @@ def test_prometheus_source_reads_the_query_exemplars_answer() -> None:
 def test_a_real_prometheus_and_the_store_give_the_same_exemplars(
     tmp_path: Path, store: SampleStore, exporter: tuple[str, CollectorRegistry]
 ) -> None:
-    binary = shutil.which("prometheus")
-    if binary is None:
-        pytest.skip("prometheus is not installed (Debian package 'prometheus')")
     address, _ = exporter
-    (tmp_path / "prometheus.yml").write_text(
+    config = (
         "scrape_configs:\n"
         "  - job_name: models\n"
         "    scrape_interval: 1s\n"
         f"    static_configs: [{{targets: ['{address}']}}]\n"
     )
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    process = subprocess.Popen(
-        [
-            binary,
-            "--config.file=prometheus.yml",
-            "--storage.tsdb.path=tsdb",
-            f"--web.listen-address=127.0.0.1:{port}",
-            "--enable-feature=exemplar-storage",
-        ],
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=(tmp_path / "log.txt").open("w"),
-    )
-    try:
+    extra = ("--enable-feature=exemplar-storage",)
+    with running_prometheus(tmp_path, config, extra) as url, PrometheusSource(url) as prometheus:
         target = ScrapeTarget("models", f"http://{address}/metrics", {}, 15.0, 5.0)
         asyncio.run(Scraper([target], store).scrape_once(target))
         expr = 'request_latency_seconds_bucket{le="0.5"} or tokens_total'
         start, end = time.time() - 3600, time.time() + 3600
         ours = StoreSource(store).query_exemplars(expr, start, end)
-        with PrometheusSource(f"http://127.0.0.1:{port}") as prometheus:
-            theirs: list[Any] = []
-            deadline = time.monotonic() + 60
-            while len(theirs) < 2:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    log = (tmp_path / "log.txt").read_text()[-2000:]
-                    pytest.fail(f"no exemplars from prometheus: {log}")
-                time.sleep(0.5)
-                try:
-                    theirs = prometheus.query_exemplars(expr, start, end)
-                except Exception:  # not ready yet
-                    theirs = []
-        assert theirs == ours
-        assert len(ours) == 2 and all(len(one.exemplars) == 1 for one in ours)
-        assert not any(math.isnan(one.exemplars[0].value) for one in ours)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        theirs: list[Any] = []
+        deadline = time.monotonic() + 60
+        while len(theirs) < 2:
+            if time.monotonic() > deadline:
+                log = (tmp_path / "log.txt").read_text()[-2000:]
+                pytest.fail(f"no exemplars from prometheus: {log}")
+            time.sleep(0.5)
+            try:
+                theirs = prometheus.query_exemplars(expr, start, end)
+            except Exception:  # not scraped yet
+                theirs = []
+    assert theirs == ours
+    assert len(ours) == 2 and all(len(one.exemplars) == 1 for one in ours)
+    assert not any(math.isnan(one.exemplars[0].value) for one in ours)

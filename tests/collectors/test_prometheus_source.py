@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import math
-import shutil
 import socket
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
 import pytest
+from real_prometheus import backfill, running_prometheus
 
 from collectors import (
     InstantSample,
@@ -202,70 +201,13 @@ def fleet(now: int) -> list[ScrapedSample]:
     return samples
 
 
-def openmetrics(samples: list[ScrapedSample]) -> str:
-    by_series: dict[tuple[str, tuple[tuple[str, str], ...]], list[ScrapedSample]] = {}
-    for s in samples:
-        by_series.setdefault((s.name, tuple(sorted(s.labels.items()))), []).append(s)
-    lines = []
-    for (name, labels), series in by_series.items():
-        text = ",".join(f'{k}="{v}"' for k, v in labels)
-        lines += [f"{name}{{{text}}} {s.value!r} {s.timestamp_s:.3f}" for s in series]
-    return "\n".join([*lines, "# EOF", ""])
-
-
 @pytest.fixture(scope="module")
 def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
-    binary, promtool = shutil.which("prometheus"), shutil.which("promtool")
-    if binary is None or promtool is None:
-        pytest.skip("prometheus/promtool are not installed (Debian package 'prometheus')")
     folder = tmp_path_factory.mktemp("prometheus")
     now = int(time.time())
-    (folder / "data.om").write_text(openmetrics(fleet(now)))
-    backfill = subprocess.run(
-        [promtool, "tsdb", "create-blocks-from", "openmetrics", "data.om", "tsdb"],
-        cwd=folder,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert backfill.returncode == 0, backfill.stderr
-    (folder / "prometheus.yml").write_text("global:\n  scrape_interval: 1m\n")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    process = subprocess.Popen(
-        [
-            binary,
-            "--config.file=prometheus.yml",
-            "--storage.tsdb.path=tsdb",
-            f"--web.listen-address=127.0.0.1:{port}",
-            "--storage.tsdb.retention.time=30d",
-        ],
-        cwd=folder,
-        stdout=subprocess.DEVNULL,
-        stderr=(folder / "log.txt").open("w"),
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/-/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"prometheus did not start: {(folder / 'log.txt').read_text()[-2000:]}")
-            time.sleep(0.2)
+    backfill(folder, fleet(now))
+    with running_prometheus(folder) as url:
         yield url, now
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 @pytest.fixture(scope="module")

@@ -2,81 +2,16 @@
 
 from __future__ import annotations
 
-import glob
 import math
-import os
-import pwd
-import shutil
-import socket
-import subprocess
-import tempfile
 import threading
-import time
 from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
 
-from collectors import SampleStore, ScrapedSample, StoreError, StoreSource, open_database
+from collectors import SampleStore, ScrapedSample, StoreSource, open_database
 
 pytestmark = pytest.mark.integration
-
-
-def _binary(name: str) -> str | None:
-    found = shutil.which(name)
-    if found:
-        return found
-    candidates = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
-    return candidates[-1] if candidates else None
-
-
-@pytest.fixture(scope="module")
-def postgres_url() -> Iterator[str]:
-    initdb, postgres = _binary("initdb"), _binary("postgres")
-    if initdb is None or postgres is None or shutil.which("pg_createcluster") is None:
-        pytest.skip("PostgreSQL is not installed (Debian package 'postgresql')")
-    prefix: list[str] = []
-    folder = tempfile.mkdtemp(prefix="inferops-pg-")
-    if os.geteuid() == 0:  # PostgreSQL refuses to run as root: run it as 'postgres'
-        try:
-            account = pwd.getpwnam("postgres")
-        except KeyError:
-            pytest.skip("running as root and there is no 'postgres' user to run PostgreSQL")
-        os.chown(folder, account.pw_uid, account.pw_gid)
-        prefix = ["runuser", "-u", "postgres", "--"]
-    data = os.path.join(folder, "data")
-    subprocess.run(
-        [*prefix, initdb, "-D", data, "-A", "trust", "-U", "inferops", "--no-sync"],
-        check=True, capture_output=True, timeout=120,
-    )
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = subprocess.Popen(
-        [*prefix, postgres, "-D", data, "-p", str(port), "-k", folder,
-         "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    url = f"postgresql+psycopg://inferops:unused-secret@127.0.0.1:{port}/postgres"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                open_database(url).dispose()
-                break
-            except StoreError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail("PostgreSQL did not start")
-                time.sleep(0.2)
-        yield url
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture

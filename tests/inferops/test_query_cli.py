@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import shutil
 import socket
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+from real_prometheus import backfill, running_prometheus
 from typer.testing import CliRunner
 
 from collectors import QueryError, SampleStore, ScrapedSample, open_database
@@ -35,17 +35,6 @@ def fleet(base: int) -> list[ScrapedSample]:
         samples.append(ScrapedSample("temperature", {"node": "node-1"}, 50.5, at))
         samples.append(ScrapedSample("requests_total", {"node": "node-0"}, 1000.0 + 10 * i, at))
     return samples
-
-
-def openmetrics(samples: list[ScrapedSample]) -> str:
-    lines = []
-    for name in ("temperature", "requests_total"):
-        lines += [
-            f'{s.name}{{node="{s.labels["node"]}"}} {s.value!r} {s.timestamp_s:.3f}'
-            for s in samples
-            if s.name == name
-        ]
-    return "\n".join([*lines, "# EOF", ""])
 
 
 class Sources:
@@ -80,44 +69,14 @@ def sources(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sources]:
     if binary is None or promtool is None:
         yield Sources(base, store_config, None, None)
         return
-    (folder / "data.om").write_text(openmetrics(fleet(base)))
-    backfill = subprocess.run(
-        [promtool, "tsdb", "create-blocks-from", "openmetrics", "data.om", "tsdb"],
-        cwd=folder, capture_output=True, text=True, timeout=120, check=False,
-    )
-    assert backfill.returncode == 0, backfill.stderr
-    (folder / "prometheus.yml").write_text("global:\n  scrape_interval: 1m\n")
-    port = _free_port()
-    process = subprocess.Popen(
-        [binary, "--config.file=prometheus.yml", "--storage.tsdb.path=tsdb",
-         f"--web.listen-address=127.0.0.1:{port}"],
-        cwd=folder, stdout=subprocess.DEVNULL, stderr=(folder / "log.txt").open("w"),
-    )
-    url = f"http://127.0.0.1:{port}"
-    prometheus_config = folder / "prometheus-source.yaml"
-    prometheus_config.write_text(
-        f"store:\n  url: sqlite:///{folder}/unused.db\n"
-        f"source:\n  kind: prometheus\n  url: {url}\n  timeout: 5s\n"
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/-/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"prometheus did not start: {(folder / 'log.txt').read_text()[-2000:]}")
-            time.sleep(0.2)
+    backfill(folder, fleet(base))
+    with running_prometheus(folder, extra_args=()) as url:
+        prometheus_config = folder / "prometheus-source.yaml"
+        prometheus_config.write_text(
+            f"store:\n  url: sqlite:///{folder}/unused.db\n"
+            f"source:\n  kind: prometheus\n  url: {url}\n  timeout: 5s\n"
+        )
         yield Sources(base, store_config, prometheus_config, url)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def config_of(sources: Sources, kind: str) -> Path:
