@@ -17,14 +17,13 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import anyio
 from prometheus_client import Counter
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
-from starlette.types import Receive, Scope, Send
+from starlette.responses import JSONResponse, Response
 
 from exporters import RequestMetrics, RequestOutcome
 
@@ -39,9 +38,17 @@ from ._gateway_access import (
     Gateway,
     RequestFacts,
     read_request,
-    take_usage_events,
     usage_of,
     with_usage_requested,
+)
+from ._relay_stream import (
+    CLIENT_CLOSED,
+    HOP_BY_HOP,
+    Caller,
+    RelayResponse,
+    Streamed,
+    describe,
+    relay_headers,
 )
 from ._router_pool import NodePool, PooledNode
 from ._router_tracing import ProxyTracing, RouterAttemptTrace, RouterRequestTrace
@@ -49,17 +56,6 @@ from ._upstream_pool import UpstreamPool, UpstreamResponse
 
 logger = logging.getLogger("reference_server.router")
 
-NODE_HEADER = "x-inferops-node"
-"""Names the node that answered, on every relayed answer."""
-
-CLIENT_CLOSED = 499
-"""Recorded (never sent) when the client went away before its answer was complete."""
-
-_HOP_BY_HOP = frozenset({
-    "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
-    "trailers", "transfer-encoding", "upgrade", "host", "content-length",
-})
-_NOT_RELAYED = _HOP_BY_HOP | {"date", "server"}
 _HANDLERS = frozenset({"/v1/completions", "/v1/chat/completions", "/v1/models"})
 _CUT_BY_THE_ROUTER = frozenset({"drained", "ejected"})
 """Failed attempts that say nothing about the node's health (the outlier detector skips them)."""
@@ -83,22 +79,6 @@ class _Failure:
     answer: Response | None = None  # a 5xx answer to relay if no retry can do better
 
 
-@dataclass
-class _Streamed:
-    node: PooledNode
-    response: UpstreamResponse
-    first: bytes
-
-
-@dataclass
-class _Client:
-    """Who asked (the gateway's key, when keys are required) and how to meter the answer."""
-
-    key: ApiKey | None = None
-    strip_usage: bool = False  # the usage chunk was asked for by the gateway, not the client
-    trace: RouterRequestTrace | None = None  # its spans, when the router traces
-
-
 class RequestProxy:
     def __init__(
         self, pool: NodePool, upstream: UpstreamPool, *, model_name: str,
@@ -120,16 +100,16 @@ class RequestProxy:
         started = time.perf_counter()
         path: str = request.scope["path"]  # not request.url: it builds a whole URL
         handler = path if path in _HANDLERS else "/v1/{path}"
-        who = _Client(trace=None if self._tracing is None
+        who = Caller(trace=None if self._tracing is None
                       else self._tracing.start(request, handler))
-        hop = _HOP_BY_HOP
+        hop = HOP_BY_HOP
         if self._gateway is not None:
             checked = self._gateway.check(request.headers.get("authorization"))
             if not isinstance(checked, ApiKey):
                 self._record(handler, request.method, checked.status_code, started, who=who)
                 return checked
             who.key = checked
-            hop = _HOP_BY_HOP | {"authorization"}  # a client's key is not the node's business
+            hop = HOP_BY_HOP | {"authorization"}  # a client's key is not the node's business
         body = await request.body()
         facts, parsed = (read_request(body, request.headers) if request.method == "POST"
                          else (RequestFacts(session=request.headers.get("x-session-id")), None))
@@ -152,7 +132,7 @@ class RequestProxy:
             raise
 
     async def _relay(
-        self, request: Request, handler: str, who: _Client, facts: RequestFacts, target: str,
+        self, request: Request, handler: str, who: Caller, facts: RequestFacts, target: str,
         headers: list[tuple[str, str]], body: bytes, started: float,
     ) -> Response:
         attempts = asyncio.ensure_future(
@@ -166,7 +146,7 @@ class RequestProxy:
                 attempts.cancel()
             elif not attempts.cancelled() and attempts.exception() is None:
                 result = attempts.result()
-                if isinstance(result, _Streamed):  # never handed to a response: close it here
+                if isinstance(result, Streamed):  # never handed to a response: close it here
                     with anyio.CancelScope(shield=True):
                         await result.response.aclose()
                     self._pool.release(result.node)
@@ -179,8 +159,8 @@ class RequestProxy:
             self._record(handler, request.method, CLIENT_CLOSED, started, who=who)
             return Response(status_code=CLIENT_CLOSED)
         result = attempts.result()
-        if isinstance(result, _Streamed):
-            return _RelayResponse(self, result, handler=handler, method=request.method,
+        if isinstance(result, Streamed):
+            return RelayResponse(self, result, handler=handler, method=request.method,
                                   started=started, who=who)
         if result is None:
             result = self._no_node(facts, [])
@@ -196,7 +176,7 @@ class RequestProxy:
     async def _attempts(
         self, method: str, target: str, headers: list[tuple[str, str]], body: bytes,
         facts: RequestFacts, trace: RouterRequestTrace | None = None,
-    ) -> Response | _Streamed | list[_Failure] | None:
+    ) -> Response | Streamed | list[_Failure] | None:
         failures: list[_Failure] = []
         for attempt in range(2):
             node = self._pool.pick(exclude={f.node.name for f in failures}, model=facts.model,
@@ -229,7 +209,7 @@ class RequestProxy:
     async def _try(
         self, node: PooledNode, method: str, target: str,
         headers: list[tuple[str, str]], body: bytes, stream: bool = False,
-    ) -> Response | _Streamed | _Failure:
+    ) -> Response | Streamed | _Failure:
         """One attempt on `node`. A stream must send its first byte within the first-byte
         timeout; an ejection of the node moves the attempt (still before any byte)."""
         self._pool.acquire(node)
@@ -254,15 +234,15 @@ class RequestProxy:
                 try:
                     response = await self._upstream.send(node.url, method, target, headers, body)
                 except UpstreamConnectTimeout as error:
-                    self._pool.set_health(node, False, f"proxied request: {_describe(error)}")
-                    return _Failure(node, "connect", _describe(error))
+                    self._pool.set_health(node, False, f"proxied request: {describe(error)}")
+                    return _Failure(node, "connect", describe(error))
                 except UpstreamReadTimeout as error:
-                    return _Failure(node, "timeout", _describe(error))
+                    return _Failure(node, "timeout", describe(error))
                 except UpstreamError as error:
                     connect = isinstance(error, UpstreamConnectError)
-                    self._pool.set_health(node, False, f"proxied request: {_describe(error)}")
-                    return _Failure(node, "connect" if connect else "read", _describe(error))
-                relayed = _relay_headers(response, node)
+                    self._pool.set_health(node, False, f"proxied request: {describe(error)}")
+                    return _Failure(node, "connect" if connect else "read", describe(error))
+                relayed = relay_headers(response, node)
                 try:
                     if response.status_code >= 500:
                         answer = Response(await response.read(), status_code=response.status_code,
@@ -271,13 +251,13 @@ class RequestProxy:
                     if (response.header("content-type") or "").startswith("text/event-stream"):
                         first = await response.next_chunk()
                         handed_over = True
-                        return _Streamed(node, response, first)
+                        return Streamed(node, response, first)
                     return Response(await response.read(), status_code=response.status_code,
                                     headers=relayed)
                 except UpstreamReadTimeout as error:
-                    return _Failure(node, "timeout", _describe(error))
+                    return _Failure(node, "timeout", describe(error))
                 except UpstreamError as error:
-                    return _Failure(node, "read", _describe(error))
+                    return _Failure(node, "read", describe(error))
         except TimeoutError:
             return _Failure(node, "first_byte_timeout",
                             f"no first byte within {self._first_byte_timeout_s:g} s")
@@ -306,7 +286,7 @@ class RequestProxy:
         return openai_error(503, message, "server_error")
 
     def _record(self, handler: str, method: str, status: int, started: float,
-                ttft_s: float | None = None, *, who: _Client | None = None) -> None:
+                ttft_s: float | None = None, *, who: Caller | None = None) -> None:
         if who is not None and who.key is not None and self._gateway is not None:
             self._gateway.record(who.key, status)
         generation = handler != "/v1/models" and handler != "/v1/{path}"
@@ -320,110 +300,11 @@ class RequestProxy:
             who.trace.finish(status)
 
 
-class _RelayResponse(StreamingResponse):
-    """An event stream relayed as it arrives; closes the node's answer, releases the node,
-    meters the usage chunk and records the request however the relay ends. An immediate
-    drain of the node cuts the relay: the client sees the stream end (no [DONE])."""
-
-    def __init__(self, proxy: RequestProxy, streamed: _Streamed, *, handler: str, method: str,
-                 started: float, who: _Client) -> None:
-        self._proxy = proxy
-        self._streamed = streamed
-        self._handler = handler
-        self._method = method
-        self._started = started
-        self._who = who
-        self._usage: tuple[int, int] | None = None
-        self._ttft_s: float | None = None
-        self._completed = False
-        self._broken: str | None = None
-        self._cut = False
-        super().__init__(self._relay(), status_code=streamed.response.status_code,
-                         headers=_relay_headers(streamed.response, streamed.node))
-
-    async def _relay(self) -> AsyncIterator[bytes]:
-        metering = self._who.key is not None
-        if self._streamed.first:
-            self._ttft_s = time.perf_counter() - self._started
-            yield self._checked(self._streamed.first) if metering else self._streamed.first
-        try:
-            response = self._streamed.response
-            while chunk := await response.next_chunk():
-                if self._ttft_s is None:
-                    self._ttft_s = time.perf_counter() - self._started
-                if metering:
-                    chunk = self._checked(chunk)
-                    if not chunk:
-                        continue
-                yield chunk
-        except UpstreamError as error:
-            self._broken = _describe(error)
-            self._proxy._pool.failed(self._streamed.node, "read")
-            logger.warning("%s broke a stream after bytes were relayed (%s); not retried",
-                           self._streamed.node.name, self._broken)
-            return
-        self._completed = True
-
-    def _checked(self, chunk: bytes) -> bytes:
-        chunk, usage = take_usage_events(chunk, self._who.strip_usage)
-        if usage is not None:
-            self._usage = usage
-        return chunk
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        node = self._streamed.node
-        task = asyncio.current_task()
-        ended = False
-
-        async def tracked(message: dict[str, object]) -> None:
-            nonlocal ended
-            if message["type"] == "http.response.body" and not message.get("more_body"):
-                ended = True
-            await send(message)
-
-        def cancel() -> None:
-            self._cut = True
-            if task is not None:
-                task.cancel()
-
-        node.cancellers.add(cancel)
-        try:
-            try:
-                await super().__call__(scope, receive, tracked)  # type: ignore[arg-type]
-            except asyncio.CancelledError:
-                if not self._cut or task is None:
-                    raise
-                task.uncancel()
-                logger.info("cut a stream on %s (drained immediately)", node.name)
-                if not ended:
-                    with contextlib.suppress(Exception):
-                        await send({"type": "http.response.body", "body": b"",
-                                    "more_body": False})
-        finally:
-            node.cancellers.discard(cancel)
-            with anyio.CancelScope(shield=True):
-                await self._streamed.response.aclose()
-            self._proxy._pool.release(node)
-            status = self._streamed.response.status_code
-            if self._cut:
-                status = 503  # the router ended the stream early
-                self._proxy._cut.labels(node=node.name, what="stream").inc()
-            elif self._broken is not None:
-                status = 502  # the client got a truncated stream: a server error
-            elif not self._completed:
-                status = CLIENT_CLOSED
-            gateway = self._proxy._gateway
-            if self._who.key is not None and gateway is not None and self._usage is not None:
-                gateway.meter(self._who.key, self._usage)
-            self._proxy._record(self._handler, self._method, status, self._started,
-                                self._ttft_s, who=self._who)
-
-
-def _traced(tried: RouterAttemptTrace, outcome: Response | _Streamed | _Failure) -> None:
+def _traced(tried: RouterAttemptTrace, outcome: Response | Streamed | _Failure) -> None:
     if isinstance(outcome, _Failure):
         tried.failed(outcome.reason, outcome.detail,
                      None if outcome.answer is None else outcome.answer.status_code)
-    elif isinstance(outcome, _Streamed):
+    elif isinstance(outcome, Streamed):
         tried.answered(outcome.response.status_code, streaming=True)
     else:
         tried.answered(outcome.status_code, streaming=False)
@@ -435,17 +316,3 @@ async def _client_gone(request: Request) -> None:
         message = await request.receive()
         if message["type"] == "http.disconnect":
             return
-
-
-def _relay_headers(response: UpstreamResponse, node: PooledNode) -> dict[str, str]:
-    headers: dict[str, str] = {}
-    for key, value in response.headers:
-        if key not in _NOT_RELAYED:
-            headers[key] = f"{headers[key]}, {value}" if key in headers else value
-    headers[NODE_HEADER] = node.name
-    return headers
-
-
-def _describe(error: Exception) -> str:
-    text = str(error)
-    return f"{type(error).__name__}: {text}" if text else type(error).__name__
