@@ -313,8 +313,21 @@ class GameDay:
             await admin.post(f"/admin/nodes/{name}/weight", json={"weight": 1.0})
         router_url = str(admin.base_url).rstrip("/")
         await asyncio.to_thread(self._wait_healthy, router_url, fleet)
+        await self._wait_not_ejected(admin)
         await self._wait_idle([proxy.target_port for proxy in proxies.values()])
         self.out("  (fleet reset: faults cleared, every node serving and idle)")
+
+    async def _wait_not_ejected(self, admin: httpx.AsyncClient) -> None:
+        """Wait until the router's outlier detector has let every node back: a node still
+        ejected from the last drill reads as unhealthy to the next one's control plane."""
+        deadline = time.monotonic() + _SETTLE_TIMEOUT_S
+        while time.monotonic() < deadline:
+            nodes = (await admin.get("/admin/nodes")).json()["nodes"]
+            ejected = [node["name"] for node in nodes if node.get("ejected_until_s")]
+            if not ejected:
+                return
+            await asyncio.sleep(0.5)
+        logger.warning("nodes still ejected after %g s; going on", _SETTLE_TIMEOUT_S)
 
     async def _wait_idle(self, node_ports: list[int]) -> None:
         """Wait until no node still works off the last drill's backlog (a node released from

@@ -84,9 +84,13 @@ def fleet_samples() -> list[ScrapedSample]:
         "DCGM_FI_DEV_THERMAL_VIOLATION", {**node, **gpu, "gpu": "0", "UUID": "GPU-a"}, 0.0
     )
     # The router's view: node-0 fails its health check, node-2 too but it is being drained.
-    for name, healthy, draining in (("node-0", 0, 0), ("node-1", 1, 0), ("node-2", 0, 1)):
+    # node-3 passes its health checks but the router ejected it after consecutive failures.
+    for name, healthy, draining, ejected in (
+        ("node-0", 0, 0, 0), ("node-1", 1, 0, 0), ("node-2", 0, 1, 0), ("node-3", 1, 0, 1),
+    ):
         samples += gauge("inferops_router_node_healthy", {**router, "node": name}, healthy)
         samples += gauge("inferops_router_node_draining", {**router, "node": name}, draining)
+        samples += gauge("inferops_router_node_ejected", {**router, "node": name}, ejected)
     # KV cache: node-0 is full while nothing runs and 4 wait (a leak); node-1 is full too,
     # but runs 12 requests (busy, not leaking).
     for labels, usage, running, waiting in ((node, 0.97, 0, 4), (node1, 0.98, 12, 3)):
@@ -139,14 +143,11 @@ def test_the_default_node_rules(source: StoreSource) -> None:
     assert labels == {"node": "node-0", "gpu": "0", "UUID": "GPU-a"}
     assert value == 79.0
 
-    [(labels, value)] = evaluate(source, rules["NodeUnhealthy"])
-    assert labels == {
-        "__name__": "inferops_router_node_healthy",
-        "job": "router",
-        "instance": "127.0.0.1:18000",
-        "node": "node-0",
-    }
-    assert value == 0.0
+    router = {"job": "router", "instance": "127.0.0.1:18000"}
+    assert sorted(evaluate(source, rules["NodeUnhealthy"]), key=lambda s: s[0]["node"]) == [
+        ({"__name__": "inferops_router_node_healthy", **router, "node": "node-0"}, 0.0),
+        ({"__name__": "inferops_router_node_ejected", **router, "node": "node-3"}, 1.0),
+    ]
 
     # 250,000 us of throttling per second; node-0's counter never moves.
     assert evaluate(source, rules["GpuThermalSlowdown"]) == [

@@ -16,11 +16,13 @@ import pytest
 
 pytestmark = pytest.mark.integration
 
-EXPECTED_ALERT = {
-    "error-burst": "NodeHighErrorRate",
-    "latency": "NodeHighLatency",
-    "crash": "NodeDown",
-    "gpu-xid": "GpuXidError",
+EXPECTED_ALERTS = {
+    # The node's own signal, or the router's view of it (a failed health check, or an
+    # ejection after consecutive failures): whichever fires first detects the fault.
+    "error-burst": {"NodeHighErrorRate", "NodeUnhealthy"},
+    "latency": {"NodeHighLatency"},
+    "crash": {"NodeDown", "NodeUnhealthy"},
+    "gpu-xid": {"GpuXidError"},
 }
 
 
@@ -61,7 +63,7 @@ def test_the_demo_closes_the_loop(fault: str, dashboard: bool, tmp_path: Path) -
     assert report["fault"]["kind"] == fault
     assert report["fault"]["node"] == "node-1"
     assert report["detection"]["node"] == "node-1"
-    assert report["detection"]["alert"] == EXPECTED_ALERT[fault]
+    assert report["detection"]["alert"] in EXPECTED_ALERTS[fault]
     drained = [
         r for r in report["remediation"] if r["action"] == "drain" and r["outcome"] == "succeeded"
     ]
