@@ -68,7 +68,7 @@ def open_database(url: str) -> sa.Engine:
             connection.execute(sa.text("SELECT 1"))
     except Exception as error:
         engine.dispose()
-        raise StoreError(f"cannot open database {shown}: {_first_line(error)}") from None
+        raise StoreError(f"cannot open database {shown}: {database_error_reason(error)}") from None
     return engine
 
 
@@ -76,7 +76,7 @@ def _create(url: URL, shown: str, **kwargs: Any) -> sa.Engine:
     try:
         return sa.create_engine(url, **kwargs)
     except Exception as error:
-        raise StoreError(f"cannot open database {shown}: {_first_line(error)}") from None
+        raise StoreError(f"cannot open database {shown}: {database_error_reason(error)}") from None
 
 
 def _sqlite_engine(url: URL, shown: str) -> sa.Engine:
@@ -119,7 +119,7 @@ def _sqlite_engine(url: URL, shown: str) -> sa.Engine:
     return engine
 
 
-def _first_line(error: BaseException) -> str:
+def database_error_reason(error: BaseException) -> str:
     """A driver's message without SQLAlchemy's trailer (background link, SQL echo)."""
     original = getattr(error, "orig", None)
     text = str(original if original is not None else error).strip()

@@ -17,6 +17,7 @@ from typing import Any
 import promql_parser as pp
 import sqlalchemy as sa
 
+from ._database import database_error_reason
 from ._exceptions import QueryError, StoreError
 from ._promql_engine import parse
 from ._sample import Exemplar
@@ -107,7 +108,5 @@ def _read(
                         )
                     )
     except sa.exc.SQLAlchemyError as error:
-        original = getattr(error, "orig", None)
-        reason = str(original if original is not None else error).strip().splitlines()[0]
-        raise StoreError(f"cannot read exemplars: {reason}") from None
+        raise StoreError(f"cannot read exemplars: {database_error_reason(error)}") from None
     return found

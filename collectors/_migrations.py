@@ -24,6 +24,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
+from ._database import database_error_reason
 from ._exceptions import StoreError
 
 __all__ = ["BASELINE_REVISION", "VERSION_TABLE", "head_revision", "upgrade_store_schema"]
@@ -90,7 +91,8 @@ def upgrade_store_schema(engine: sa.Engine) -> str:
     except StoreError:
         raise
     except Exception as error:
-        raise StoreError(f"cannot migrate the sample store's schema: {_reason(error)}") from None
+        reason = database_error_reason(error)
+        raise StoreError(f"cannot migrate the sample store's schema: {reason}") from None
     return head
 
 
@@ -111,9 +113,3 @@ def _check_known(revision: str, head: str) -> None:
             f"the sample store's schema is at revision {revision!r}, which this InferOps does "
             f"not know (its newest is {head!r}): it was written by a newer version"
         ) from None
-
-
-def _reason(error: BaseException) -> str:
-    original = getattr(error, "orig", None)
-    text = str(original if original is not None else error).strip()
-    return text.splitlines()[0] if text else type(error).__name__

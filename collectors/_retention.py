@@ -23,6 +23,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from ._database import database_error_reason
 from ._exceptions import StoreError
 from ._store import SampleStore
 from ._store_head import merge_head
@@ -120,7 +121,7 @@ class Retention:
                     )
                 ).rowcount
         except sa.exc.SQLAlchemyError as error:
-            raise StoreError(f"compaction failed: {_reason(error)}") from None
+            raise StoreError(f"compaction failed: {database_error_reason(error)}") from None
         if rolled or deleted:
             logger.info(
                 "compaction: %d raw samples rolled up into %d roll-ups; %d roll-ups expired",
@@ -207,9 +208,3 @@ def _records(frame: Any) -> list[dict[str, Any]]:
                 record[name] = None if math.isnan(number) else number
         records.append(record)
     return records
-
-
-def _reason(error: BaseException) -> str:
-    original = getattr(error, "orig", None)
-    text = str(original if original is not None else error).strip()
-    return text.splitlines()[0] if text else type(error).__name__

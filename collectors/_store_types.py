@@ -15,6 +15,8 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from ._database import database_error_reason
+
 __all__ = [
     "BoolArray",
     "Changes",
@@ -70,13 +72,6 @@ def canonical_labels(labels: Mapping[str, str]) -> str:
 
 def fingerprint(name: str, labels_json: str) -> str:
     return hashlib.sha256(f"{name}\x00{labels_json}".encode()).hexdigest()
-
-
-def database_error_reason(error: BaseException) -> str:
-    """The first line of the driver's message: enough to act on, never the SQL's parameters."""
-    original = getattr(error, "orig", None)
-    text = str(original if original is not None else error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 def samples_frame(loaded: Sequence[SeriesSamples]) -> pd.DataFrame:

@@ -209,7 +209,8 @@ class ControlPlane:
                 clock=time.time,
             ),
             create_remediation_router(
-                self.remediation, self.decisions, IncidentLog(self.database)
+                self.remediation, self.decisions,
+                self.remediation.incidents if self.remediation else IncidentLog(self.database)
             ),
         ]
         self.last_slo_statuses: list[SloStatus] = []

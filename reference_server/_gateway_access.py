@@ -21,6 +21,7 @@ from prometheus_client import CollectorRegistry, Counter
 from starlette.responses import JSONResponse
 
 from ._api_keys import ApiKey, ApiKeyring
+from ._openai_schema import openai_error
 from ._rate_limit import RateLimiter
 
 logger = logging.getLogger("reference_server.gateway")
@@ -29,14 +30,6 @@ UNAUTHENTICATED = "(unauthenticated)"
 """The `api_key_name` label of requests refused for want of a valid key."""
 
 _USAGE = b'"usage"'
-
-
-def _error(status: int, message: str, error_type: str, code: str,
-           headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse(
-        {"error": {"message": message, "type": error_type, "param": None, "code": code}},
-        status_code=status, headers=headers,
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,10 +137,11 @@ class Gateway:
         key = self._keyring.find(presented.strip()) if scheme.lower() == "bearer" else None
         if key is None:
             self.requests.labels(api_key_name=UNAUTHENTICATED, status="401").inc()
-            return _error(401, "Incorrect or missing API key: send Authorization: Bearer "
-                          "<key> (keys come from INFEROPS_API_KEYS or the fleet's keys file).",
-                          "invalid_request_error", "invalid_api_key",
-                          {"WWW-Authenticate": "Bearer"})
+            return openai_error(
+                401, "Incorrect or missing API key: send Authorization: Bearer <key> (keys "
+                "come from INFEROPS_API_KEYS or the fleet's keys file).",
+                "invalid_request_error", code="invalid_api_key",
+                headers={"WWW-Authenticate": "Bearer"})
         refusal = self._limiter.admit(key.name, self._clock())
         if refusal is None:
             return key
@@ -155,11 +149,11 @@ class Gateway:
         self.rate_limited.labels(api_key_name=key.name, limit=refusal.limit).inc()
         logger.info("rate limited %s: over %g %s per minute; retry after %d s", key.name,
                     refusal.limit_per_minute, refusal.limit, refusal.retry_after_s)
-        return _error(
+        return openai_error(
             429, f"Rate limit reached for API key {key.name!r}: limit "
             f"{refusal.limit_per_minute:g} {refusal.limit} per minute. Please try again in "
-            f"{refusal.retry_after_s}s.", refusal.limit, "rate_limit_exceeded",
-            {"Retry-After": str(refusal.retry_after_s)})
+            f"{refusal.retry_after_s}s.", refusal.limit, code="rate_limit_exceeded",
+            headers={"Retry-After": str(refusal.retry_after_s)})
 
     def record(self, key: ApiKey, status: int) -> None:
         self.requests.labels(api_key_name=key.name, status=str(status)).inc()

@@ -12,6 +12,7 @@ import json
 from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.responses import JSONResponse
 
 ErrorType = Literal["invalid_request_error", "not_found_error", "server_error"]
 
@@ -255,3 +256,13 @@ def models_body(model: str, created: int, max_model_len: int) -> dict[str, Any]:
             }
         ],
     }
+
+
+def openai_error(status_code: int, message: str, error_type: str, *,
+                 param: str | None = None, code: str | None = None,
+                 headers: dict[str, str] | None = None) -> JSONResponse:
+    """An error in OpenAI's shape, as the nodes answer theirs."""
+    return JSONResponse(
+        {"error": {"message": message, "type": error_type, "param": param, "code": code}},
+        status_code=status_code, headers=headers,
+    )

@@ -22,9 +22,10 @@ from ._api_keys import ApiKey
 from ._config import DEFAULT_MODEL_NAME, LEAST_OUTSTANDING, FleetConfig, NodeSpec
 from ._exceptions import CycleError
 from ._gateway_access import Gateway
+from ._openai_schema import openai_error
 from ._router_outlier import OutlierPolicy
 from ._router_pool import HealthChecker, NodePool, PooledNode, check_health
-from ._router_proxy import RequestProxy, openai_error
+from ._router_proxy import RequestProxy
 from ._router_tracing import ProxyTracing
 from ._supervisor import NodeController
 from ._upstream_pool import UpstreamPool, UpstreamTimeouts

@@ -21,9 +21,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ._exceptions import CycleError, UnknownNodeError
 from ._metrics_exposition import metrics_response
+from ._openai_schema import openai_error
 from ._router import Router
 from ._router_pool import PooledNode
-from ._router_proxy import openai_error
 
 _ERROR_TYPES = {400: "invalid_request_error", 401: "invalid_request_error",
                 404: "not_found_error", 405: "invalid_request_error"}

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import anyio
 from prometheus_client import Counter
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from exporters import RequestMetrics, RequestOutcome
 
@@ -41,6 +41,7 @@ from ._gateway_access import (
     usage_of,
     with_usage_requested,
 )
+from ._openai_schema import openai_error
 from ._relay_stream import (
     CLIENT_CLOSED,
     HOP_BY_HOP,
@@ -59,16 +60,6 @@ logger = logging.getLogger("reference_server.router")
 _HANDLERS = frozenset({"/v1/completions", "/v1/chat/completions", "/v1/models"})
 _CUT_BY_THE_ROUTER = frozenset({"drained", "ejected"})
 """Failed attempts that say nothing about the node's health (the outlier detector skips them)."""
-
-
-def openai_error(status_code: int, message: str, error_type: str, *,
-                 param: str | None = None, code: str | None = None,
-                 headers: dict[str, str] | None = None) -> JSONResponse:
-    """An error in OpenAI's shape, as the nodes answer theirs."""
-    return JSONResponse(
-        {"error": {"message": message, "type": error_type, "param": param, "code": code}},
-        status_code=status_code, headers=headers,
-    )
 
 
 @dataclass

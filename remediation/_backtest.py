@@ -14,12 +14,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.pool import StaticPool
 
+from alerting import rfc3339
 from collectors import MetricSource
 
 from ._decision_log import DecisionLog
@@ -130,14 +130,9 @@ class _ReplayClock:
         return self.now_s
 
 
-def _rfc3339(at_s: float) -> str:
-    return datetime.fromtimestamp(at_s, UTC).isoformat(timespec="milliseconds").replace(
-        "+00:00", "Z")
-
-
 def _body(alert: HistoricAlert, status: str) -> dict[str, Any]:
     """The Alertmanager v4 webhook body the engine would have received."""
-    ends = _rfc3339(alert.resolved_at_s) if status == "resolved" and alert.resolved_at_s \
+    ends = rfc3339(alert.resolved_at_s) if status == "resolved" and alert.resolved_at_s \
         else "0001-01-01T00:00:00Z"
     return {
         "version": "4", "status": status, "receiver": "backtest",
@@ -145,7 +140,7 @@ def _body(alert: HistoricAlert, status: str) -> dict[str, Any]:
         "groupLabels": {}, "commonLabels": dict(alert.labels), "commonAnnotations": {},
         "alerts": [{
             "status": status, "labels": dict(alert.labels),
-            "annotations": dict(alert.annotations), "startsAt": _rfc3339(alert.fired_at_s),
+            "annotations": dict(alert.annotations), "startsAt": rfc3339(alert.fired_at_s),
             "endsAt": ends, "generatorURL": alert.generator_url,
             "fingerprint": alert.fingerprint,
         }],

@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 import yaml
-from alerting_doubles import free_port, serve
+from alerting_doubles import free_port
+from served_app import serve
 
 from alerting import WEBHOOK_PATH, create_alert_receiver_app, watchdog_rule
 

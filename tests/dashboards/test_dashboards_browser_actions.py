@@ -17,9 +17,6 @@ must stay free of errors.
 
 from __future__ import annotations
 
-import contextlib
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,7 +25,7 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
+from served_app import serve
 from test_dashboards_approvals import POLICY, ThreeNodes, webhook_for
 from test_dashboards_browser import CHROMIUM, cells, go_to
 
@@ -54,28 +51,6 @@ sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
 
 TOKEN = "browser-actions-token"
 PAGE_TIMEOUT_MS = 20_000
-
-
-@contextlib.contextmanager
-def serve_api(app: Any) -> Iterator[str]:
-    """The ASGI `app` under uvicorn on a free port of 127.0.0.1, in a thread; its base URL."""
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.bind(("127.0.0.1", 0))
-    port = listener.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off",
-                                           timeout_graceful_shutdown=2))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 10
-        while not server.started:
-            assert thread.is_alive() and time.monotonic() < deadline, "the API did not start"
-            time.sleep(0.01)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        listener.close()
 
 
 @dataclass(frozen=True)
@@ -106,7 +81,7 @@ def control_plane(tmp_path: Path) -> Iterator[ControlPlane]:
     ])
     client: ControlPlaneClient | None = None
     try:
-        with serve_api(api) as api_url:
+        with serve(api) as api_url:
             for node in ("node-1", "node-2"):  # as Alertmanager delivers them
                 response = httpx.post(f"{api_url}{WEBHOOK_PATH}", json=webhook_for(node),
                                       headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10)

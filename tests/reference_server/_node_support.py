@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import re
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 import httpx
-import uvicorn
+from served_app import serve
 
 from reference_server._node_app import create_node_app
 from reference_server._node_runtime import Node
@@ -56,30 +54,11 @@ def metric_values(text: str, name: str, **labels: str) -> float:
 
 @contextmanager
 def serve_node(node: Node) -> Iterator[ServedNode]:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(
-        create_node_app(node, exit_process=False), log_level="warning", lifespan="on"
-    ))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the test node did not start")
-        time.sleep(0.02)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        with httpx.Client(base_url=url, timeout=30) as client, httpx.Client(
-            base_url=url, timeout=30, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
-        ) as admin:
-            yield ServedNode(node, url, client, admin)
-    finally:
-        server.should_exit = True
-        thread.join(15)
-        sock.close()
+    with serve(create_node_app(node, exit_process=False), lifespan="on",
+               start_timeout_s=30) as url, httpx.Client(base_url=url, timeout=30) as client, \
+            httpx.Client(base_url=url, timeout=30,
+                         headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}) as admin:
+        yield ServedNode(node, url, client, admin)
 
 
 def wait_until(check: object, *, what: str, timeout_s: float = 20.0) -> None:

@@ -5,15 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import httpx
 import pytest
-import uvicorn
+from _node_support import ADMIN_TOKEN, ServedNode, serve_node
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporters import SimulatedGpuBackend
@@ -22,16 +19,10 @@ from reference_server._model import ModelConfig
 from reference_server._node_app import create_node_app
 from reference_server._node_runtime import Node, NodeConfig
 
-ADMIN_TOKEN = "test-admin-token-3f9a"
 TINY_MODEL = ModelConfig(n_layers=2, d_model=64, n_heads=4, context_len=256)
 
 
-@dataclass
-class RunningNode:
-    node: Node
-    url: str
-    client: httpx.Client
-    admin: httpx.Client
+RunningNode = ServedNode
 
 
 @pytest.fixture(scope="module")
@@ -44,28 +35,8 @@ def running_node() -> Iterator[RunningNode]:
     )
     node = Node(config, admin_token=ADMIN_TOKEN,
                 gpu_backend=SimulatedGpuBackend(hostname="node-t"))
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(
-        create_node_app(node, exit_process=False), log_level="warning", lifespan="on"
-    ))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the test node did not start")
-        time.sleep(0.02)
-    url = f"http://127.0.0.1:{port}"
-    with httpx.Client(base_url=url, timeout=30) as client, httpx.Client(
-        base_url=url, timeout=30, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
-    ) as admin:
-        yield RunningNode(node, url, client, admin)
-    server.should_exit = True
-    thread.join(15)
-    sock.close()
+    with serve_node(node) as served:
+        yield served
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from remediation_doubles import serve
+from served_app import serve
 
 TOKEN = "fake-kubernetes-token"
 NAMESPACE = "llm"

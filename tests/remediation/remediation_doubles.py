@@ -6,19 +6,17 @@ Alertmanager version-4 bodies on the shape of the recorded Alertmanager 0.25 fix
 
 from __future__ import annotations
 
-import contextlib
 import json
 import socket
-import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from served_app import serve
 
 from remediation import (
     FleetDriverError,
@@ -237,34 +235,6 @@ def _error(status: int, message: str, kind: str) -> JSONResponse:
         {"error": {"message": message, "type": kind, "param": None, "code": None}},
         status_code=status,
     )
-
-
-@contextlib.contextmanager
-def serve(app: Any, *, lifespan: Literal["on", "off"] = "off") -> Iterator[str]:
-    """Serve the ASGI `app` with uvicorn on a free port of 127.0.0.1 in a background thread;
-    yields its base URL and stops it on exit."""
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind(("127.0.0.1", 0))
-    port = listener.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(app, log_level="warning", lifespan=lifespan, timeout_graceful_shutdown=2)
-    )
-    thread = threading.Thread(
-        target=server.run, kwargs={"sockets": [listener]}, name=f"uvicorn-{port}", daemon=True
-    )
-    thread.start()
-    try:
-        deadline = time.monotonic() + 10
-        while not server.started:
-            if time.monotonic() > deadline or not thread.is_alive():
-                raise RuntimeError(f"the app on port {port} did not start")
-            time.sleep(0.01)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        listener.close()
 
 
 def serve_stand_in_router() -> Iterator[StandInRouter]:

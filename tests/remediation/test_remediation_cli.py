@@ -17,10 +17,10 @@ from remediation_doubles import (
     StandInRouter,
     alert,
     free_port,
-    serve,
     serve_stand_in_router,
     webhook,
 )
+from served_app import serve
 from typer.testing import CliRunner, Result
 
 from inferops._api import create_control_plane_api

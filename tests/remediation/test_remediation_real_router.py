@@ -11,7 +11,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 from fastapi import FastAPI
-from remediation_doubles import ADMIN_TOKEN, SetClock, free_port, serve
+from remediation_doubles import ADMIN_TOKEN, SetClock, free_port
+from served_app import serve
 
 from remediation import (
     DecisionLog,
